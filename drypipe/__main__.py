@@ -1,0 +1,3 @@
+from drypipe.cli.main import main
+
+main()

@@ -1,0 +1,126 @@
+"""The `drypipe` command line: thin click commands over the library."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..errors import DryPipeError
+from .options import generator_option, instance_dir_option
+from .report import ConsoleReporter, print_summary
+
+log = logging.getLogger("drypipe")
+
+
+class DryPipeGroup(click.Group):
+    """Turns DryPipeError into a one-line message and exit 2 (traceback only with -v)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DryPipeError as e:
+            log.debug("traceback", exc_info=True)
+            click.echo(f"drypipe: error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("drypipe: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=DryPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--v", "verbose", is_flag=True, help="Verbose: log INFO messages.")
+@click.option("-vv", "--vv", "very_verbose", is_flag=True, help="Very verbose: log DEBUG messages.")
+@click.option("--dry-run", is_flag=True, help="Don't run anything, print what would run (implies -v).")
+@click.version_option(package_name="drypipe", prog_name="drypipe")
+@click.pass_context
+def cli(ctx, verbose, very_verbose, dry_run):
+    """DryPipe: run pipelines written as Python DAG generators.
+
+    \b
+    Quick start:
+      drypipe run --pipeline-instance-dir ./my-run --generator my_module:my_dag
+      drypipe list-states -pid ./my-run
+    """
+    level = logging.DEBUG if very_verbose else logging.INFO if (verbose or dry_run) else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"dry_run": dry_run, "verbose": verbose or very_verbose}
+
+
+def _load(generator):
+    from ..dsl.pipeline import load_pipeline
+    if not generator:
+        raise DryPipeError("--generator is required (or set DRYPIPE_PIPELINE_GENERATOR)")
+    return load_pipeline(generator)
+
+
+@cli.command()
+@instance_dir_option
+@generator_option
+@click.option("--until", metavar="PATTERN", help="Tasks whose key matches the glob PATTERN are not started.")
+@click.option("--restart-failed", is_flag=True, help="Resume failed tasks at the step that failed.")
+@click.option("--reset-failed", is_flag=True, help="Rerun failed tasks from step 0, output dir cleared.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Local tasks run at once (default: number of CPUs).")
+@click.option("--sleep-schedule", envvar="DRYPIPE_SERVICE_SLEEP_SCHEDULE", default="0,1,3,5,10,15,20",
+              show_default=True, help="Polling intervals (s) for executors that must be polled "
+                                      "(Slurm, SSH); local completion is detected at once.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display, only the summary.")
+@click.pass_context
+def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_failed, jobs, sleep_schedule, quiet):
+    """Generate tasks and run the pipeline until nothing more can progress.
+
+    Exits 0 when every task completed, 1 when tasks failed (listed with their out.log).
+
+    \b
+    Example:
+      drypipe run --pipeline-instance-dir ./run1 --generator my_module:my_pipeline
+      drypipe run -p my_module:my_pipeline --instance-directory=./run1
+    """
+    from ..scheduler.orchestrator import Orchestrator
+    pipeline = _load(generator)
+    reporter = ConsoleReporter(quiet=quiet)
+    orch = Orchestrator(pipeline_instance_dir, pipeline, generator_spec=generator, max_parallel=jobs,
+                        reporter=reporter)
+    if restart_failed or reset_failed:
+        orch.retry_failed(reset=reset_failed)
+    if ctx.obj["dry_run"]:
+        counts = orch.prepare()
+        ready = [n.key for n in orch.ready if not (until and __import__("fnmatch").fnmatchcase(n.key, until))]
+        click.echo(f"dry run: {sum(counts.values())} tasks; would launch now: {len(ready)}")
+        for k in ready:
+            click.echo(f"  {k}")
+        return
+    result = orch.run(until=until)
+    print_summary(result, pipeline_instance_dir)
+    sys.exit(0 if result.ok else 1)
+
+
+@cli.command()
+@instance_dir_option
+@generator_option
+@click.option("--until", metavar="PATTERN", help="Accepted for symmetry with run; nothing is started.")
+@click.option("--sleep-schedule", envvar="DRYPIPE_SERVICE_SLEEP_SCHEDULE", default="0,1,3,5,10,15,20",
+              hidden=True)
+def prepare(pipeline_instance_dir, generator, until, sleep_schedule):
+    """Generate the tasks of the pipeline into the instance, WITHOUT running any.
+
+    \b
+    Example:
+      drypipe prepare --pipeline-instance-dir ./run1 --generator my_module:my_pipeline
+    """
+    from ..scheduler.orchestrator import Orchestrator
+    orch = Orchestrator(pipeline_instance_dir, _load(generator), generator_spec=generator)
+    counts = orch.prepare()
+    total = sum(counts.values())
+    detail = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    click.echo(f"{total} tasks in {pipeline_instance_dir} ({detail})")
+
+
+def main():
+    cli(prog_name="drypipe", auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":
+    main()

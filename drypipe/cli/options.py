@@ -1,0 +1,15 @@
+"""Options shared by the commands, with the guide's aliases and environment variables."""
+import click
+
+instance_dir_option = click.option(
+    "--pipeline-instance-dir", "-pid", "--instance-dir", "--instance-directory", "pipeline_instance_dir",
+    envvar="DRYPIPE_PIPELINE_INSTANCE_DIR", required=True, metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Pipeline instance directory (env DRYPIPE_PIPELINE_INSTANCE_DIR).")
+
+generator_option = click.option(
+    "--generator", "-p", "generator", envvar="DRYPIPE_PIPELINE_GENERATOR", metavar="MODULE:FUNCTION",
+    help="DAG generator, or a function returning DryPipe.create_pipeline(...) "
+         "(env DRYPIPE_PIPELINE_GENERATOR).")
+
+task_key_option = click.option("--task-key", "-k", required=True, metavar="KEY", help="Task key.")

@@ -1,0 +1,74 @@
+"""TaskConf: where and how a task runs."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+EXECUTER_TYPES = ("process", "slurm")
+
+
+@dataclass(frozen=True)
+class TaskConf:
+    executer_type: str = "process"
+    slurm_account: str | None = None
+    sbatch_options: tuple[str, ...] = ()
+    container: str | None = None
+    ssh_specs: str | None = None
+    remote_base_dir: str | None = None
+    remote_containers_dir: str | None = None
+    python_bin: str | None = None
+    extra_env: dict = field(default_factory=dict)
+    init_bash_command: str | None = None
+    label: str | None = None
+
+    def __init__(self, executer_type: str = "process", slurm_account=None, sbatch_options=None,
+                 container=None, ssh_specs=None, remote_base_dir=None, remote_containers_dir=None,
+                 python_bin=None, extra_env=None, init_bash_command=None, label=None,
+                 slurm_options=None):
+        from .errors import DryPipeError
+        if executer_type not in EXECUTER_TYPES:
+            raise DryPipeError(f"TaskConf: executer_type={executer_type!r} is not one of {', '.join(EXECUTER_TYPES)}")
+        if sbatch_options is not None and slurm_options is not None:
+            raise DryPipeError("TaskConf: give sbatch_options or slurm_options (its alias), not both")
+        options = sbatch_options if sbatch_options is not None else (slurm_options or ())
+        if isinstance(options, str):
+            raise DryPipeError("TaskConf: sbatch_options must be a list of strings, not a string")
+        env = dict(extra_env or {})
+        for k, v in env.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise DryPipeError(f"TaskConf: extra_env name {k!r} is not a valid variable name")
+        set_ = object.__setattr__
+        set_(self, "executer_type", executer_type)
+        set_(self, "slurm_account", slurm_account)
+        set_(self, "sbatch_options", tuple(str(o) for o in options))
+        set_(self, "container", container)
+        set_(self, "ssh_specs", ssh_specs)
+        set_(self, "remote_base_dir", remote_base_dir)
+        set_(self, "remote_containers_dir", remote_containers_dir)
+        set_(self, "python_bin", python_bin)
+        set_(self, "extra_env", {str(k): str(v) for k, v in env.items()})
+        set_(self, "init_bash_command", init_bash_command)
+        set_(self, "label", label)
+
+    def __hash__(self):
+        return hash(self.to_json_key())
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sbatch_options"] = list(self.sbatch_options)
+        return d
+
+    def to_json_key(self) -> str:
+        import json
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskConf":
+        return cls(**d)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.ssh_specs is not None
+
+
+DEFAULT_TASK_CONF = TaskConf()

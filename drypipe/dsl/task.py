@@ -1,0 +1,236 @@
+"""Tasks: the builder chain dsl.task(...).inputs(...).outputs(...).calls(...)() and its result."""
+from __future__ import annotations
+
+import os
+import re
+
+from ..conf import TaskConf
+from ..errors import InvalidPipeline
+from .values import (TYPES_BY_NAME, File, FileHandle, FileSet, GlobExpression, Val, Var,
+                     format_typed, parse_typed, type_name)
+
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_key(key) -> str:
+    if not isinstance(key, str) or not KEY_RE.match(key) or ".." in key:
+        raise InvalidPipeline(
+            f"invalid task key {key!r}: keys match [A-Za-z0-9][A-Za-z0-9._-]* with no '..'")
+    return key
+
+
+def _check_name(key: str, clause: str, name: str):
+    if not NAME_RE.match(name) or name.startswith("__"):
+        raise InvalidPipeline(f"task {key!r}: {clause} name {name!r} is not a valid variable name "
+                              "(letters, digits, _; not starting with __)")
+
+
+class OutputRef:
+    """t.outputs.x: a reference to an output of a task, usable as an input downstream."""
+    __slots__ = ("task", "name", "decl")
+
+    def __init__(self, task: "Task", name: str, decl: dict):
+        self.task = task
+        self.name = name
+        self.decl = decl
+
+    def fetch(self):
+        """The value of this output; the task must be completed."""
+        return fetch_output(self.task.key, self.name, self.decl, self.task._dsl)
+
+    def __repr__(self):
+        return f"<output {self.name} of task {self.task.key}>"
+
+
+def fetch_output(key: str, name: str, decl: dict, dsl):
+    oracle = dsl._oracle
+    if oracle.state_of(key) != "completed":
+        raise InvalidPipeline(f"task {key!r}: outputs.{name}.fetch() called before the task completed "
+                              "(fetch inside a dsl.wait_for_tasks(...) loop)")
+    kind = decl["kind"]
+    out_rel = f"output/{key}"
+    if kind == "var":
+        values = oracle.output_values(key)
+        if name not in values:
+            raise InvalidPipeline(f"task {key!r}: output variable {name!r} has no value")
+        return parse_typed(decl["type"], values[name])
+    base = os.path.join(oracle.instance_dir, out_rel)
+    if kind == "file":
+        rel = f"{out_rel}/{decl['path']}"
+        return FileHandle(os.path.join(oracle.instance_dir, rel), rel, key)
+    import glob as _glob
+    matches = sorted(_glob.glob(os.path.join(_glob.escape(base), decl["glob"])))
+    return [FileHandle(p, os.path.relpath(p, oracle.instance_dir), key) for p in matches]
+
+
+class Outputs:
+    __slots__ = ("_task",)
+
+    def __init__(self, task):
+        self._task = task
+
+    def __getattr__(self, name):
+        task = self._task
+        decl = task.output_decls.get(name)
+        if decl is None:
+            raise InvalidPipeline(f"task {task.key!r} declares no output {name!r} "
+                                  f"(outputs: {', '.join(task.output_decls) or 'none'})")
+        return OutputRef(task, name, decl)
+
+
+class Task:
+    """A finished task declaration, as yielded by a DAG generator."""
+    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "__weakref__")
+
+    def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl):
+        self.key = key
+        self.conf = conf
+        self.inputs = inputs
+        self.output_decls = output_decls
+        self.steps = steps
+        self.upstream = upstream
+        self._dsl = dsl
+
+    @property
+    def outputs(self) -> Outputs:
+        return Outputs(self)
+
+    def spec(self) -> dict:
+        """The JSON-able definition persisted in the DB and in task-conf.json."""
+        return {"inputs": self.inputs, "outputs": self.output_decls, "steps": self.steps}
+
+    @classmethod
+    def from_spec(cls, key, spec, conf, dsl) -> "Task":
+        upstream = {i["task"] for i in spec["inputs"] if i.get("task")}
+        return cls(key, conf, spec["inputs"], spec["outputs"], spec["steps"], upstream, dsl)
+
+    def __repr__(self):
+        return f"<Task {self.key}>"
+
+
+class TaskBuilder:
+    """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
+    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream")
+
+    def __init__(self, dsl, key, conf):
+        self._dsl = dsl
+        self.key = check_key(key)
+        if conf is not None and not isinstance(conf, TaskConf):
+            raise InvalidPipeline(f"task {key!r}: task_conf must be a TaskConf, got {type(conf).__name__}")
+        self.conf = conf
+        self._inputs = []
+        self._outputs = {}
+        self._steps = []
+        self._upstream = set()
+
+    # -- inputs -------------------------------------------------------------------------
+    def inputs(self, *args, **kwargs) -> "TaskBuilder":
+        for a in args:
+            if not isinstance(a, OutputRef):
+                raise InvalidPipeline(f"task {self.key!r}: positional inputs must be upstream outputs "
+                                      f"(t.outputs.x), got {a!r}; use name=value for literals")
+            self._add_input(a.name, a)
+        for name, v in kwargs.items():
+            self._add_input(name, v)
+        return self
+
+    consumes = inputs
+
+    def _add_input(self, name, v):
+        key = self.key
+        _check_name(key, "input", name)
+        if any(i["name"] == name for i in self._inputs):
+            raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
+        if isinstance(v, Val):
+            v = v.value
+            if isinstance(v, OutputRef):
+                v = self._dsl._resolve_val_ref(v)
+        if isinstance(v, OutputRef):
+            decl, up = v.decl, v.task.key
+            self._upstream.add(up)
+            kind = decl["kind"]
+            if kind == "var":
+                spec = {"name": name, "kind": "var", "type": decl["type"], "task": up, "output": v.name}
+            elif kind == "file":
+                spec = {"name": name, "kind": "file", "path": f"output/{up}/{decl['path']}", "task": up}
+            else:
+                spec = {"name": name, "kind": "glob", "pattern": f"output/{up}/{decl['glob']}", "task": up}
+        elif isinstance(v, FileHandle):
+            spec = {"name": name, "kind": "file", "path": v.rel if v.rel is not None else v.path}
+            if v.task_key:
+                spec["task"] = v.task_key
+                self._upstream.add(v.task_key)
+        elif isinstance(v, File):
+            spec = {"name": name, "kind": "file", "path": v.name}
+        elif isinstance(v, GlobExpression):
+            spec = {"name": name, "kind": "glob", "pattern": v.pattern}
+        elif hasattr(v, "as_glob_expression"):
+            spec = {"name": name, "kind": "glob", "pattern": v.as_glob_expression().pattern}
+        elif isinstance(v, (bool, int, float, str)):
+            spec = {"name": name, "kind": "value", "type": type_name(type(v)), "value": format_typed(v)}
+        else:
+            raise InvalidPipeline(f"task {key!r}: input {name!r} has unsupported value {v!r} "
+                                  "(int, float, str, bool, dsl.val, dsl.file, or an upstream output)")
+        self._inputs.append(spec)
+
+    # -- outputs ------------------------------------------------------------------------
+    def outputs(self, **kwargs) -> "TaskBuilder":
+        key = self.key
+        for name, v in kwargs.items():
+            _check_name(key, "output", name)
+            if name in self._outputs or any(i["name"] == name for i in self._inputs):
+                raise InvalidPipeline(f"task {key!r}: output {name!r} is declared twice")
+            if isinstance(v, Var):
+                v = v.type
+            if isinstance(v, type):
+                tn = type_name(v)
+                if tn is None:
+                    raise InvalidPipeline(f"task {key!r}: output {name!r} has type {v.__name__}; "
+                                          "variables are int, float, str or bool")
+                self._outputs[name] = {"kind": "var", "type": tn}
+            elif isinstance(v, File):
+                if os.path.isabs(v.name) or ".." in v.name.split("/"):
+                    raise InvalidPipeline(f"task {key!r}: output file {v.name!r} must be relative "
+                                          "to the task's output dir")
+                self._outputs[name] = {"kind": "file", "path": v.name}
+            elif isinstance(v, FileSet):
+                self._outputs[name] = {"kind": "fileset", "glob": v.glob}
+            else:
+                raise InvalidPipeline(f"task {key!r}: output {name!r} must be a type (int, float, str), "
+                                      f"dsl.var, dsl.file or dsl.fileset, got {v!r}")
+        return self
+
+    produces = outputs
+
+    # -- steps --------------------------------------------------------------------------
+    def calls(self, what) -> "TaskBuilder":
+        key = self.key
+        if isinstance(what, str):
+            stripped = what.strip()
+            if stripped.endswith(".sh") and "\n" not in stripped and " " not in stripped:
+                self._steps.append({"kind": "script", "path": stripped})
+            else:
+                self._steps.append({"kind": "bash", "snippet": what})
+        elif callable(what):
+            if not getattr(what, "_drypipe_python_call", False):
+                name = getattr(what, "__qualname__", repr(what))
+                raise InvalidPipeline(f"task {key!r}: python call {name} is not decorated with "
+                                      "@DryPipe.python_call()")
+            self._steps.append({"kind": "python", "module": what.__module__,
+                                "function": what.__qualname__})
+        else:
+            raise InvalidPipeline(f"task {key!r}: calls() takes a bash snippet, a script name or a "
+                                  f"@DryPipe.python_call() function, got {what!r}")
+        return self
+
+    def __call__(self) -> Task:
+        if not self._steps:
+            raise InvalidPipeline(f"task {self.key!r} has no .calls(...) step")
+        dsl = self._dsl
+        conf = self.conf or dsl._default_conf
+        return Task(self.key, conf, self._inputs, self._outputs, self._steps, self._upstream, dsl._root)
+
+
+# the types accepted by name in persisted specs, re-exported for the runtime
+__all__ = ["Task", "TaskBuilder", "OutputRef", "check_key", "TYPES_BY_NAME"]

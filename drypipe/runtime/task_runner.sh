@@ -1,0 +1,140 @@
+# ---- DryPipe task launcher (static part) -------------------------------------------------
+# Usage: task [run [STEP]] | kill | tail | ps | env | help
+# Run: executes the task's steps from STEP (default 0) and reports progress by renaming its
+# one state file (state.step-started.N, state.completed, state.failed.N, state.killed.N) and
+# appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
+
+__drypipe_s=${BASH_SOURCE[0]}
+case $__drypipe_s in */*) __task_dir=${__drypipe_s%/*} ;; *) __task_dir=. ;; esac
+cd -- "$__task_dir" || { echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }
+__task_dir=$PWD
+__pipeline_instance_dir=${__task_dir%/.drypipe/*}
+export __pipeline_instance_dir
+
+if [[ -n ${__drypipe_builtins:-} ]] && enable -f "$__drypipe_builtins" drypipe_rename drypipe_rmdir 2>/dev/null; then
+  :
+else
+  drypipe_rename() { mv -f -- "$1" "$2"; }
+  drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
+fi
+
+. "$__task_dir/task-env.sh"
+
+__drypipe_log() {
+  printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >> "$__task_dir/drypipe.log"
+}
+
+__drypipe_state() {
+  local f
+  for f in "$__task_dir"/state.*; do
+    [[ -e $f ]] || continue
+    [[ $f == "$__task_dir/state.$1" ]] || drypipe_rename "$f" "$__task_dir/state.$1"
+    __drypipe_log "$1"
+    return
+  done
+  : > "$__task_dir/state.$1"
+  __drypipe_log "$1"
+}
+
+__drypipe_fail() {  # step message...
+  local step=$1; shift
+  __drypipe_log "error: $*"
+  printf 'drypipe: task %s: %s\n' "$__task_key" "$*" >> "$__task_dir/out.log"
+  __drypipe_state "failed.$step"
+  exit 1
+}
+
+__drypipe_load_vars() {
+  [[ -f $__task_dir/output-vars ]] || return 0
+  local __n __v
+  while IFS= read -r -d '' __n && IFS= read -r -d '' __v; do
+    export "$__n=$__v"
+  done < "$__task_dir/output-vars"
+}
+
+__drypipe_capture() {  # EXIT trap of a bash step: append the declared variables it set
+  [[ $1 == 0 ]] || return 0
+  local __v
+  for __v in $__drypipe_output_vars; do
+    [[ -v $__v ]] && printf '%s\0%s\0' "$__v" "${!__v}"
+  done >> "$__task_dir/output-vars"
+  return 0
+}
+
+# Checks set __drypipe_msg and return 1 on failure (no command substitution: no fork).
+__drypipe_need_var() {  # name type
+  [[ -v $1 ]] || { __drypipe_msg="output variable $1 was never set"; return 1; }
+  local v=${!1}
+  case $2 in
+    int) [[ $v =~ ^[[:space:]]*[-+]?[0-9]+[[:space:]]*$ ]] || { __drypipe_msg="output variable $1=int given '$v'"; return 1; } ;;
+    float) shopt -s nocasematch
+      [[ $v =~ ^[[:space:]]*[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|inf|infinity|nan)[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=float given '$v'"; return 1; }
+      shopt -u nocasematch ;;
+    bool) shopt -s nocasematch
+      [[ $v =~ ^[[:space:]]*(true|false|1|0|yes|no)?[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=bool given '$v'"; return 1; }
+      shopt -u nocasematch ;;
+  esac
+  return 0
+}
+
+__drypipe_need_file() {  # name
+  [[ -e ${!1} ]] || { __drypipe_msg="output file $1 (${!1#"$__pipeline_instance_dir"/}) was not produced"; return 1; }
+}
+
+__drypipe_need_input() {  # name
+  [[ -e ${!1} ]] || { __drypipe_msg="input file $1 (${!1}) does not exist"; return 1; }
+}
+
+__drypipe_on_signal() {
+  trap - TERM INT HUP
+  __drypipe_log "received signal"
+  __drypipe_state "killed.${__drypipe_step:-0}"
+  exit 143
+}
+
+__drypipe_pid() {
+  local line pid=
+  [[ -f $__task_dir/drypipe.log ]] || return 1
+  while IFS= read -r line; do
+    [[ $line == *" pid="* ]] && pid=${line##* pid=}
+  done < "$__task_dir/drypipe.log"
+  pid=${pid%% *}
+  [[ -n $pid ]] && echo "$pid"
+}
+
+__drypipe_run() {
+  local start=${1:-0} n=$__drypipe_n_steps rc
+  exec 2>>"$__task_dir/drypipe.log" </dev/null
+  __drypipe_log "start step=$start pid=$$"
+  cd -- "$__task_output_dir" || __drypipe_fail "$start" "cannot enter $__task_output_dir"
+  if (( start == 0 )); then : > "$__task_dir/output-vars"; else __drypipe_load_vars; fi
+  __drypipe_check_inputs || __drypipe_fail "$start" "$__drypipe_msg"
+  trap __drypipe_on_signal TERM INT HUP
+  for (( __drypipe_step = start; __drypipe_step < n; __drypipe_step++ )); do
+    __drypipe_state "step-started.$__drypipe_step"
+    "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
+    rc=$?
+    (( rc == 0 )) || __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $rc"
+    __drypipe_load_vars
+  done
+  __drypipe_step=$(( n - 1 ))
+  __drypipe_check_outputs || __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
+  [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
+  trap - TERM INT HUP
+  __drypipe_state completed
+  exit 0
+}
+
+case ${1:-run} in
+  run) __drypipe_run "${2:-0}" ;;
+  kill)
+    pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded (never started?)" >&2; exit 1; }
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" ;;
+  tail) exec tail -n 50 -F "$__task_dir/out.log" "$__task_dir/drypipe.log" ;;
+  ps)
+    pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded" >&2; exit 1; }
+    exec ps -o pid,ppid,etime,args -g "$pid" ;;
+  env) . "$__task_dir/task-env.sh"; __drypipe_load_vars; env | grep -v '^__drypipe' | sort ;;
+  help|-h|--help) echo "usage: task [run [STEP]] | kill | tail | ps | env" ;;
+  *) echo "usage: task [run [STEP]] | kill | tail | ps | env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,122 @@
+"""The orchestrator's in-memory task graph: states, dependencies, readiness counting.
+
+It is also the state oracle that DAG generators see through the DSL (state_of, keys_matching,
+output values), so a generator run never touches the database."""
+from __future__ import annotations
+
+import fnmatch
+import json
+
+from ..conf import TaskConf
+from ..state import states as S
+
+
+class Node:
+    __slots__ = ("id", "key", "state", "step", "executer_type", "conf", "conf_id", "spec_json", "_spec",
+                 "job_id", "created_at", "launched_at", "started_at", "ended_at", "message",
+                 "upstream", "downstream", "pending", "outputs", "log_offset", "start_step")
+
+    def __init__(self, id_, key, state, step, executer_type, conf, conf_id, spec_json, spec=None):
+        self.id = id_
+        self.key = key
+        self.state = state
+        self.step = step
+        self.executer_type = executer_type
+        self.conf = conf
+        self.conf_id = conf_id
+        self.spec_json = spec_json
+        self._spec = spec
+        self.job_id = None
+        self.created_at = None
+        self.launched_at = self.started_at = self.ended_at = None
+        self.message = None
+        self.upstream = None
+        self.downstream = []
+        self.pending = 0
+        self.outputs = None
+        self.log_offset = 0
+        self.start_step = 0
+
+    @property
+    def spec(self) -> dict:
+        if self._spec is None:
+            self._spec = json.loads(self.spec_json)
+        return self._spec
+
+    @property
+    def state_name(self) -> str:
+        return S.format(self.state, self.step)
+
+    def __repr__(self):
+        return f"<Node {self.key} {self.state_name}>"
+
+
+class TaskGraph:
+    def __init__(self, instance_dir: str):
+        self.instance_dir = instance_dir
+        self.nodes: dict[str, Node] = {}
+        self._confs: dict[int, TaskConf] = {}
+
+    # -- the DSL's oracle -----------------------------------------------------------------
+    def is_known(self, key: str) -> bool:
+        return key in self.nodes
+
+    def state_of(self, key: str) -> str | None:
+        n = self.nodes.get(key)
+        return n.state if n is not None else None
+
+    def output_values(self, key: str) -> dict[str, str]:
+        n = self.nodes.get(key)
+        return (n.outputs or {}) if n is not None else {}
+
+    def spec_of(self, key: str) -> dict | None:
+        n = self.nodes.get(key)
+        return n.spec if n is not None else None
+
+    def keys_matching(self, glob: str) -> list[str]:
+        return fnmatch.filter(self.nodes.keys(), glob) if any(c in glob for c in "*?[") else (
+            [glob] if glob in self.nodes else [])
+
+    # -- building -------------------------------------------------------------------------
+    def add(self, node: Node) -> None:
+        self.nodes[node.key] = node
+
+    def link(self, node: Node) -> None:
+        """Compute node's upstream set and pending count; register it downstream of each."""
+        ups = {i["task"] for i in node.spec["inputs"] if i.get("task")}
+        node.upstream = ups
+        pending = 0
+        nodes = self.nodes
+        for k in ups:
+            up = nodes[k]
+            up.downstream.append(node)
+            if up.state != S.COMPLETED:
+                pending += 1
+        node.pending = pending
+
+    def missing_upstream(self, node_key: str, spec: dict) -> str | None:
+        for i in spec["inputs"]:
+            k = i.get("task")
+            if k and k not in self.nodes:
+                return k
+        return None
+
+    def completed(self, node: Node) -> list[Node]:
+        """Mark node completed; return the downstream nodes that became ready."""
+        ready = []
+        for d in node.downstream:
+            d.pending -= 1
+            if d.pending == 0 and d.state == S.WAITING:
+                ready.append(d)
+        return ready
+
+    def uncompleted(self, node: Node) -> None:
+        """node leaves the completed state (reset/restart): its downstream wait again."""
+        for d in node.downstream:
+            d.pending += 1
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for n in self.nodes.values():
+            c[n.state] = c.get(n.state, 0) + 1
+        return c

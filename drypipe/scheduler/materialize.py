@@ -1,0 +1,99 @@
+"""Writing a task's directory just before it is launched: `task`, `task-env.sh`,
+`task-conf.json` and its state file. Done at launch, not at generation, because a task's
+environment holds the values of its upstream variables, known only once they completed."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..runtime import render
+from ..state import statefile
+
+_DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
+    if mode & 0o100:
+        os.chmod(path, mode)
+
+
+def task_dir(instance_dir: str, key: str) -> str:
+    return os.path.join(instance_dir, ".drypipe", key)
+
+
+def output_dir(instance_dir: str, key: str) -> str:
+    return os.path.join(instance_dir, "output", key)
+
+
+class Materializer:
+    def __init__(self, instance_dir: str, code_dir: str, containers_dir: str | None, graph):
+        self.instance_dir = instance_dir
+        self.code_dir = code_dir
+        self.containers_dir = containers_dir
+        self.graph = graph
+        self.builtins = render.builtins_path()
+        self._python_paths: dict[str, list[str]] = {}
+
+    def python_path(self, spec: dict) -> list[str]:
+        mods = tuple(s["module"] for s in spec["steps"] if s["kind"] == "python")
+        if not mods:
+            return []
+        cache_key = "\0".join(mods)
+        pp = self._python_paths.get(cache_key)
+        if pp is None:
+            pp = []
+            for m in mods:
+                root = import_root(m)
+                if root and root not in pp:
+                    pp.append(root)
+            for extra in (self.code_dir, _DRYPIPE_ROOT):
+                if extra not in pp:
+                    pp.append(extra)
+            self._python_paths[cache_key] = pp
+        return pp
+
+    def upstream_values(self, spec: dict) -> dict[str, str]:
+        nodes = self.graph.nodes
+        return {i["name"]: nodes[i["task"]].outputs[i["output"]]
+                for i in spec["inputs"] if i["kind"] == "var"}
+
+    def env_text(self, node) -> str:
+        spec = node.spec
+        return render.render_env(node.key, spec, node.conf, self.instance_dir, self.code_dir,
+                                 self.containers_dir, self.upstream_values(spec), self.python_path(spec))
+
+    def materialize(self, node, state: str) -> str:
+        """Write the task dir of node with state file `state`; return the `task` script path."""
+        key, spec = node.key, node.spec
+        tdir = task_dir(self.instance_dir, key)
+        os.makedirs(os.path.join(self.instance_dir, "output", key, "scratch"), exist_ok=True)
+        try:
+            os.mkdir(tdir)
+            current = None
+        except FileExistsError:
+            current = statefile.read(tdir)
+        script = os.path.join(tdir, "task")
+        _write(os.path.join(tdir, "task-env.sh"), self.env_text(node), 0o644)
+        _write(script, render.render_task_script(key, spec, sys.executable, self.builtins), 0o755)
+        _write(os.path.join(tdir, "task-conf.json"), render.render_task_conf(key, spec, node.conf), 0o644)
+        statefile.write(tdir, state, current)
+        return script
+
+
+def import_root(module_name: str) -> str | None:
+    """The sys.path entry from which module_name was imported."""
+    mod = sys.modules.get(module_name)
+    f = getattr(mod, "__file__", None)
+    if not f:
+        return None
+    root = os.path.dirname(os.path.abspath(f))
+    if os.path.basename(f) == "__init__.py":
+        root = os.path.dirname(root)
+    for _ in range(module_name.count(".")):
+        root = os.path.dirname(root)
+    return root

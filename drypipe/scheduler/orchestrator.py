@@ -1,0 +1,396 @@
+"""The orchestrator: the only writer of an instance's database.
+
+One loop: (re)generate the DAG when a wait it was blocked on can now pass, launch ready
+tasks up to the executors' capacity, block until a task ends (no sleeping on a schedule),
+ingest what the task reported through its state file, and persist each round in one
+transaction."""
+from __future__ import annotations
+
+import collections
+import fnmatch
+import json
+import os
+import time
+
+from ..conf import TaskConf
+from ..dsl.pipeline import Pipeline, generate
+from ..errors import DryPipeError, InstanceError, InvalidPipeline
+from ..executors.local import LocalExecutor, find_launchers
+from ..runtime.render import parse_output_vars
+from ..state import db, statefile
+from ..state import states as S
+from ..state.store import Store, dumps, now
+from .graph import Node, TaskGraph
+from .materialize import Materializer, task_dir
+from .tasklog import read_transitions
+
+POLL_RUNNING_EVERY = 2.0
+
+
+class RunResult:
+    def __init__(self, graph: TaskGraph, held: list[str], unsatisfied_waits: list[str]):
+        self.counts = graph.counts()
+        self.failed = [n for n in graph.nodes.values() if n.state in S.FAILURES]
+        self.held = held
+        self.unsatisfied_waits = unsatisfied_waits
+        self.total = len(graph.nodes)
+        self.waiting = [n for n in graph.nodes.values() if n.state in (S.WAITING, S.READY)
+                        and n.key not in set(held)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unsatisfied_waits and not self.waiting
+
+
+class Orchestrator:
+    def __init__(self, instance_dir: str, pipeline: Pipeline | None = None, generator_spec: str | None = None,
+                 max_parallel: int | None = None, reporter=None):
+        self.instance_dir = os.path.abspath(instance_dir)
+        self.pipeline = pipeline
+        self.reporter = reporter or NullReporter()
+        _ensure_instance_dir(self.instance_dir)
+        self.engine = db.open_db(self.instance_dir, create=True)
+        self.store = Store(self.engine)
+        self.graph = TaskGraph(self.instance_dir)
+        self.meta = self.store.load_meta()
+        if pipeline is not None:
+            code_dir, containers_dir = pipeline.pipeline_code_dir, pipeline.containers_dir
+            self.store.set_meta("pipeline_code_dir", code_dir)
+            self.store.set_meta("containers_dir", containers_dir or "")
+            if generator_spec:
+                self.store.set_meta("generator", generator_spec)
+        else:
+            code_dir = self.meta.get("pipeline_code_dir") or os.getcwd()
+            containers_dir = self.meta.get("containers_dir") or None
+        self.materializer = Materializer(self.instance_dir, code_dir, containers_dir, self.graph)
+        self.local = LocalExecutor(max_parallel)
+        self.ready: collections.deque[Node] = collections.deque()
+        self.blocked_waits: list = []
+        self._glob_waits: list[list] = []
+        self._regenerate = pipeline is not None
+        self._next_id = 1
+        self._load()
+
+    # -- loading and crash recovery ------------------------------------------------------
+    def _load(self) -> None:
+        confs = {cid: TaskConf.from_dict(json.loads(js)) for cid, js in self.store.load_confs().items()}
+        outputs = self.store.load_outputs()
+        graph = self.graph
+        for r in self.store.load_tasks():
+            n = Node(r.id, r.key, r.state, r.step, r.executer_type, confs[r.conf_id], r.conf_id, r.spec)
+            n.job_id, n.created_at, n.launched_at = r.job_id, r.created_at, r.launched_at
+            n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
+            n.outputs = outputs.get(r.id)
+            graph.add(n)
+            self._next_id = max(self._next_id, r.id + 1)
+        for n in graph.nodes.values():
+            if n.state != S.COMPLETED:
+                graph.link(n)
+                if n.state == S.READY:
+                    self.ready.append(n)
+        active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
+        if active:
+            self._reattach(active)
+        self.store.flush()
+
+    def _reattach(self, active: list[Node]) -> None:
+        launchers = None
+        for n in active:
+            tdir = task_dir(self.instance_dir, n.key)
+            script = os.path.join(tdir, "task")
+            if n.job_id and self.local.attach(n.key, n.job_id, script):
+                continue
+            if launchers is None:
+                launchers = find_launchers(self.instance_dir)
+            pid = launchers.get(n.key)
+            if pid is not None and self.local.attach(n.key, str(pid), script):
+                n.job_id = str(pid)
+                self.store.touch(n)
+                continue
+            self._ingest(n, None, died=True)
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self) -> list[Node]:
+        """Run the DAG generator once; register the tasks it yields for the first time."""
+        self._regenerate = False
+        gen = generate(self.pipeline, self.graph)
+        graph, store = self.graph, self.store
+        new: list[Node] = []
+        t = now()
+        code_dir = self.materializer.code_dir
+        conf_cache: dict[int, tuple[str, int]] = {}
+        for key, task in gen.tasks.items():
+            if graph.is_known(key):
+                continue
+            for s in task.steps:
+                if s["kind"] == "script" and not os.path.isfile(os.path.join(code_dir, s["path"])):
+                    raise InvalidPipeline(f"task {key!r}: calls({s['path']!r}): no such script in "
+                                          f"$__pipeline_code_dir ({code_dir})")
+            cached = conf_cache.get(id(task.conf))
+            if cached is None:
+                cj = task.conf.to_json_key()
+                cached = conf_cache[id(task.conf)] = (cj, store.conf_id(cj))
+            spec = task.spec()
+            n = Node(self._next_id, key, S.WAITING, None, task.conf.executer_type, task.conf, cached[1],
+                     None, spec)
+            self._next_id += 1
+            n.created_at = t
+            new.append(n)
+            graph.add(n)
+        for n in new:
+            missing = graph.missing_upstream(n.key, n.spec)
+            if missing:
+                for m in new:
+                    del graph.nodes[m.key]
+                raise InvalidPipeline(f"task {n.key!r} consumes an output of task {missing!r}, "
+                                      "which the generator did not yield")
+        for n in new:
+            if n.executer_type != "process" or n.conf.is_remote or n.conf.container:
+                what = n.conf.executer_type if n.executer_type != "process" else (
+                    "ssh_specs" if n.conf.is_remote else "container")
+                raise InvalidPipeline(f"task {n.key!r}: TaskConf {what} is not supported by this "
+                                      "version of DryPipe yet (local processes only)")
+        for n in new:
+            graph.link(n)
+            if n.pending == 0:
+                n.state = S.READY
+                self.ready.append(n)
+            store.add_task(n, dumps(n.spec))
+        self.blocked_waits = gen.blocked_waits
+        self._index_glob_waits()
+        return new
+
+    def _index_glob_waits(self) -> None:
+        """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""
+        self._glob_waits = []
+        for kind, items in self.blocked_waits:
+            if kind == "keys":
+                need = {k for k in items if self.graph.state_of(k) != S.COMPLETED}
+                self._glob_waits.append([need, all(self.graph.is_known(k) for k in items)])
+            else:
+                need, satisfiable = set(), True
+                for g in items:
+                    keys = self.graph.keys_matching(g)
+                    if not keys:
+                        satisfiable = False
+                    need.update(k for k in keys if self.graph.state_of(k) != S.COMPLETED)
+                self._glob_waits.append([need, satisfiable])
+
+    def _on_completed_for_waits(self, key: str) -> None:
+        for w in self._glob_waits:
+            need = w[0]
+            if key in need:
+                need.discard(key)
+                if not need and w[1]:
+                    self._regenerate = True
+
+    # -- running ------------------------------------------------------------------------------
+    def prepare(self) -> dict[str, int]:
+        if self.pipeline is not None:
+            self.generate()
+        self.store.flush()
+        return self.graph.counts()
+
+    def run(self, until: str | None = None) -> RunResult:
+        held: list[str] = []
+        self.reporter.started(self)
+        last_poll = time.monotonic()
+        try:
+            while True:
+                if self._regenerate and self.pipeline is not None:
+                    new = self.generate()
+                    if new:
+                        self.reporter.generated(self, len(new))
+                self._launch(until, held)
+                self.store.flush()
+                self.reporter.progress(self)
+                if self.local.running == 0:
+                    if self._regenerate and self.pipeline is not None:
+                        continue
+                    break
+                ended = self.local.wait(POLL_RUNNING_EVERY)
+                for e in ended:
+                    self._ingest(self.graph.nodes[e.key], e.returncode)
+                if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
+                    self._poll_running()
+                    last_poll = time.monotonic()
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+        finally:
+            self.store.flush()
+        result = RunResult(self.graph, held, self._unsatisfied_waits())
+        self.reporter.finished(self, result)
+        return result
+
+    def _launch(self, until: str | None, held: list[str]) -> None:
+        capacity = self.local.capacity()
+        if capacity <= 0 or not self.ready:
+            return
+        batch = []
+        t = now()
+        while capacity > 0 and self.ready:
+            n = self.ready.popleft()
+            if until and fnmatch.fnmatchcase(n.key, until):
+                held.append(n.key)
+                continue
+            script = self.materializer.materialize(n, S.LAUNCHED)
+            n.state, n.step, n.launched_at, n.started_at, n.ended_at, n.message = \
+                S.LAUNCHED, None, t, None, None, None
+            n.log_offset = _log_size(os.path.dirname(script))
+            self.store.touch(n)
+            self.store.transition(n, S.LAUNCHED, None, t)
+            batch.append((n, script))
+            capacity -= 1
+        self.store.flush()  # the DB says `launched` before the process exists
+        for n, script in batch:
+            n.job_id = self.local.launch(n.key, script, n.start_step)
+            n.start_step = 0
+            self.store.touch(n)
+
+    def _ingest(self, n: Node, returncode, died: bool = False) -> None:
+        """The task's process is over: take its final state from its state file."""
+        tdir = task_dir(self.instance_dir, n.key)
+        name = statefile.read(tdir)
+        transitions, n.log_offset, message = read_transitions(tdir, n.log_offset)
+        for at, state, step in transitions:
+            self.store.transition(n, state, step, at)
+            if state == S.STEP_STARTED and n.started_at is None:
+                n.started_at = at
+        try:
+            state, step = S.parse(name) if name else (S.LAUNCHED, None)
+        except ValueError:
+            state, step = S.LAUNCHED, None
+        t = transitions[-1][0] if transitions else now()
+        if state in S.ACTIVE:
+            if state == S.LAUNCHED and not _launcher_started(tdir):
+                # the launcher never ran (orchestrator died between DB write and spawn): relaunch
+                n.state, n.step = S.READY, None
+                self.store.touch(n)
+                self.ready.appendleft(n)
+                return
+            state, step, t = S.KILLED, step or 0, now()
+            statefile.write(tdir, S.format(state, step), name)
+            message = ("task process vanished (killed, or the machine restarted)" if returncode is None
+                       else f"task process ended with status {returncode} without reporting")
+            self.store.transition(n, state, step, t)
+        n.state, n.step, n.ended_at = state, step, t
+        n.message = message if state in S.FAILURES else None
+        if state == S.COMPLETED:
+            try:
+                with open(os.path.join(tdir, "output-vars"), "rb") as f:
+                    n.outputs = parse_output_vars(f.read())
+            except FileNotFoundError:
+                n.outputs = {}
+            if n.outputs:
+                self.store.set_outputs(n, n.outputs)
+            for d in self.graph.completed(n):
+                d.state = S.READY
+                self.store.touch(d)
+                self.ready.append(d)
+            self._on_completed_for_waits(n.key)
+        self.store.touch(n)
+        self.reporter.task_ended(self, n)
+
+    def _poll_running(self) -> None:
+        """Refresh step-started.N of long-running tasks (for `list-states` while they run)."""
+        for _, (key, _, _) in list(self.local._procs.items()):
+            n = self.graph.nodes[key]
+            name = statefile.read(task_dir(self.instance_dir, key))
+            if not name or name == n.state_name:
+                continue
+            try:
+                state, step = S.parse(name)
+            except ValueError:
+                continue
+            if state == S.STEP_STARTED:
+                n.state, n.step = state, step
+                if n.started_at is None:
+                    n.started_at = now()
+                self.store.touch(n)
+
+    def _interrupt(self) -> None:
+        self.local.shutdown(kill=True)
+        deadline = time.monotonic() + 10
+        while self.local.running and time.monotonic() < deadline:
+            for e in self.local.wait(0.5):
+                self._ingest(self.graph.nodes[e.key], e.returncode)
+
+    def _unsatisfied_waits(self) -> list[str]:
+        out = []
+        for (kind, items), (need, satisfiable) in zip(self.blocked_waits, self._glob_waits):
+            failed = [k for k in need if self.graph.state_of(k) in S.FAILURES]
+            if failed:
+                continue  # reported as failures
+            if kind == "keys":
+                unknown = [k for k in items if not self.graph.is_known(k)]
+                if unknown:
+                    out.append(f"dsl.wait_for_tasks waits for {', '.join(map(repr, unknown))}, "
+                               "which the generator never yields")
+            elif not satisfiable:
+                empty = [g for g in items if not self.graph.keys_matching(g)]
+                out.append(f"dsl.wait_for_matching_tasks waits for {', '.join(map(repr, empty))}, "
+                           "which match no task")
+        return out
+
+
+class NullReporter:
+    def started(self, orch): pass
+    def generated(self, orch, n): pass
+    def progress(self, orch): pass
+    def task_ended(self, orch, node): pass
+    def finished(self, orch, result): pass
+
+
+def _ensure_instance_dir(path: str) -> None:
+    try:
+        os.makedirs(os.path.join(path, ".drypipe"), exist_ok=True)
+        os.makedirs(os.path.join(path, "output"), exist_ok=True)
+    except OSError as e:
+        raise InstanceError(f"{path}: cannot create the instance directory: {e.strerror}") from e
+    if not os.access(os.path.join(path, ".drypipe"), os.W_OK) or not os.access(path, os.W_OK):
+        raise InstanceError(f"{path}: instance directory is not writable")
+
+
+def _log_size(tdir: str) -> int:
+    try:
+        return os.path.getsize(os.path.join(tdir, "drypipe.log"))
+    except OSError:
+        return 0
+
+
+def _launcher_started(tdir: str) -> bool:
+    return _log_size(tdir) > 0
+
+
+__all__ = ["Orchestrator", "RunResult", "DryPipeError"]
+
+
+def _retry_failed(self, reset: bool) -> list[Node]:
+    """Failed, killed and timed-out tasks become ready again: resumed at the failed step, or,
+    with reset, from step 0 with their output dir and variables cleared."""
+    import shutil
+    retried = []
+    for n in self.graph.nodes.values():
+        if n.state not in S.FAILURES:
+            continue
+        if reset:
+            out = os.path.join(self.instance_dir, "output", n.key)
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                os.unlink(os.path.join(task_dir(self.instance_dir, n.key), "output-vars"))
+            except FileNotFoundError:
+                pass
+            n.start_step = 0
+        else:
+            n.start_step = n.step or 0
+        n.state, n.step, n.message = S.READY, None, None
+        statefile.write(task_dir(self.instance_dir, n.key), S.READY)
+        self.store.touch(n)
+        self.ready.append(n)
+        retried.append(n)
+    self.store.flush()
+    return retried
+
+
+Orchestrator.retry_failed = _retry_failed

@@ -1,0 +1,41 @@
+"""Parsing a task's `drypipe.log`: `<iso-time> <epoch> <event>` lines appended by its launcher."""
+from __future__ import annotations
+
+import os
+
+from ..state import states as S
+
+
+def parse_lines(text: str):
+    """(transitions [(at, state, step)], last error message or None) from drypipe.log text."""
+    transitions, message = [], None
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) < 3:
+            continue
+        event = parts[2]
+        if event.startswith("error: "):
+            message = event[len("error: "):]
+            continue
+        if not S.is_state_name(event):
+            continue
+        try:
+            at = float(parts[1])
+        except ValueError:
+            continue
+        state, step = S.parse(event)
+        transitions.append((at, state, step))
+    return transitions, message
+
+
+def read_transitions(task_dir: str, offset: int):
+    """Transitions logged since byte offset; returns (transitions, new offset, last error)."""
+    try:
+        with open(os.path.join(task_dir, "drypipe.log"), "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset, None
+    end = data.rfind(b"\n") + 1
+    transitions, message = parse_lines(data[:end].decode("utf-8", "replace"))
+    return transitions, offset + end, message

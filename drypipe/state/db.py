@@ -1,0 +1,109 @@
+"""Opening an instance database: SQLite in WAL mode, migrated by Alembic to the code's revision."""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+from ..errors import InstanceError
+
+# The Alembic head revision this code reads and writes; tests check it against migrations/.
+SCHEMA_REVISION = "0001"
+DB_NAME = "drypipe.db"
+
+
+def migrations_dir() -> str:
+    """Where the Alembic scripts are: the installed `drypipe_migrations`, or the source tree."""
+    try:
+        import drypipe_migrations
+        return os.path.dirname(os.path.abspath(drypipe_migrations.__file__))
+    except ImportError:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return os.path.join(os.path.dirname(os.path.dirname(here)), "migrations")
+
+
+def db_path(instance_dir: str) -> str:
+    return os.path.join(instance_dir, ".drypipe", DB_NAME)
+
+
+def _on_connect(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(path: str) -> Engine:
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def current_revision(path: str) -> str | None:
+    """The revision stamped in an existing DB file (plain sqlite3: no Alembic import needed)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+    except sqlite3.OperationalError:
+        return None
+    except sqlite3.DatabaseError as e:
+        raise InstanceError(f"{path}: not a DryPipe database ({e})") from e
+    finally:
+        con.close()
+
+
+def known_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+    return [s.revision for s in ScriptDirectory(migrations_dir()).walk_revisions()]
+
+
+def migrate(engine: Engine, target: str = "head") -> None:
+    """Apply the Alembic migrations up to target (never downgrades)."""
+    from alembic import command
+    from alembic.config import Config
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, target)
+
+
+def open_db(instance_dir: str, create: bool = False, upgrade: bool = True) -> Engine:
+    """The instance's engine, its schema at SCHEMA_REVISION.
+
+    A missing DB is created when `create`; an older one is upgraded when `upgrade`;
+    one written by a newer DryPipe is refused."""
+    path = db_path(instance_dir)
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise InstanceError(f"{instance_dir}: not a pipeline instance (no .drypipe/{DB_NAME}); "
+                            "run `drypipe prepare` or `drypipe run` first")
+    if not exists:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as e:
+            raise InstanceError(f"{instance_dir}: cannot create the instance directory: "
+                                f"{e.strerror}") from e
+        if not os.access(os.path.dirname(path), os.W_OK):
+            raise InstanceError(f"{instance_dir}: instance directory is not writable")
+    rev = current_revision(path) if exists else None
+    if rev == SCHEMA_REVISION:
+        return make_engine(path)
+    if rev is not None and rev not in known_revisions():
+        raise InstanceError(f"{path}: database revision {rev!r} was written by a newer DryPipe "
+                            f"(this one knows up to {SCHEMA_REVISION!r}); upgrade drypipe")
+    if rev is not None and not upgrade:
+        raise InstanceError(f"{path}: database revision {rev!r} is older than {SCHEMA_REVISION!r}; "
+                            "run `drypipe upgrade-drypipe`")
+    engine = make_engine(path)
+    try:
+        migrate(engine)
+    except PermissionError as e:
+        raise InstanceError(f"{instance_dir}: instance directory is not writable") from e
+    os.chmod(path, 0o644)
+    return engine

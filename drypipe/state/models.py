@@ -1,0 +1,69 @@
+"""SQLAlchemy models of the per-instance database `.drypipe/drypipe.db`.
+
+The schema itself is created by the Alembic migrations in migrations/; these models mirror it.
+Times are UNIX epoch seconds (REAL, UTC); the `tasks` and `transitions` views present them
+as ISO-8601 text for users who audit with plain SQL.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class InstanceMeta(Base):
+    """Facts about the instance: the generator it was run with, its code dir, ..."""
+    __tablename__ = "instance_meta"
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class TaskConfRow(Base):
+    """Distinct TaskConfs, as JSON; tasks share them."""
+    __tablename__ = "task_conf"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    json: Mapped[str] = mapped_column(Text, unique=True)
+
+
+class TaskRow(Base):
+    __tablename__ = "task"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String, unique=True)
+    state: Mapped[str] = mapped_column(String, index=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    executer_type: Mapped[str] = mapped_column(String)
+    conf_id: Mapped[int] = mapped_column(ForeignKey("task_conf.id"))
+    spec: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    launched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Transition(Base):
+    __tablename__ = "transition"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    state: Mapped[str] = mapped_column(String)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[float] = mapped_column(Float)
+
+
+class OutputVar(Base):
+    """Output variables of completed tasks, as text (typed by the task's spec)."""
+    __tablename__ = "output_var"
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+task_table = TaskRow.__table__
+transition_table = Transition.__table__
+output_var_table = OutputVar.__table__
+task_conf_table = TaskConfRow.__table__
+meta_table = InstanceMeta.__table__

@@ -1,0 +1,53 @@
+"""The `state.<state>` marker file of a task dir: exactly one, renamed atomically."""
+from __future__ import annotations
+
+import os
+
+PREFIX = "state."
+
+
+def read(task_dir: str) -> str | None:
+    """The state named by the task dir's state file, or None when there is none."""
+    try:
+        with os.scandir(task_dir) as it:
+            names = [e.name[len(PREFIX):] for e in it if e.name.startswith(PREFIX)]
+    except FileNotFoundError:
+        return None
+    if not names:
+        return None
+    if len(names) > 1:
+        from . import states
+        names.sort(key=lambda n: _rank(states, n))
+    return names[-1]
+
+
+def _rank(states, name):
+    try:
+        base, step = states.parse(name)
+    except ValueError:
+        return (-1, 0)
+    return (states.ALL.index(base) if base not in states.TERMINAL else 99, step or 0)
+
+
+def write(task_dir: str, new_state: str, current: str | None = None) -> None:
+    """Make `state.<new_state>` the one state file of task_dir (rename, or create if none)."""
+    dst = os.path.join(task_dir, PREFIX + new_state)
+    if current is not None:
+        try:
+            os.rename(os.path.join(task_dir, PREFIX + current), dst)
+            return
+        except FileNotFoundError:
+            pass
+    found = False
+    with os.scandir(task_dir) as it:
+        others = [e.path for e in it if e.name.startswith(PREFIX)]
+    for path in others:
+        if path == dst:
+            found = True
+        elif not found:
+            os.rename(path, dst)
+            found = True
+        else:
+            os.unlink(path)
+    if not found:
+        os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))

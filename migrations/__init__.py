@@ -1,0 +1,1 @@
+"""Alembic migrations of the per-instance DryPipe database (installed as `drypipe_migrations`)."""
