@@ -18,12 +18,10 @@ class TaskConf:
     remote_containers_dir: str | None = None
     python_bin: str | None = None
     extra_env: dict = field(default_factory=dict)
-    init_bash_command: str | None = None
-    label: str | None = None
 
     def __init__(self, executer_type: str = "process", slurm_account=None, sbatch_options=None,
                  container=None, ssh_specs=None, remote_base_dir=None, remote_containers_dir=None,
-                 python_bin=None, extra_env=None, init_bash_command=None, label=None,
+                 python_bin=None, extra_env=None,
                  slurm_options=None):
         from .errors import DryPipeError
         if executer_type not in EXECUTER_TYPES:
@@ -47,8 +45,6 @@ class TaskConf:
         set_(self, "remote_containers_dir", remote_containers_dir)
         set_(self, "python_bin", python_bin)
         set_(self, "extra_env", {str(k): str(v) for k, v in env.items()})
-        set_(self, "init_bash_command", init_bash_command)
-        set_(self, "label", label)
 
     def __hash__(self):
         return hash(self.to_json_key())
@@ -59,8 +55,13 @@ class TaskConf:
         return d
 
     def to_json_key(self) -> str:
-        import json
-        return json.dumps(self.to_dict(), sort_keys=True)
+        """Canonical JSON of this conf (cached: confs are immutable and shared by many tasks)."""
+        cached = self.__dict__.get("_json")
+        if cached is None:
+            import json
+            cached = json.dumps(self.to_dict(), sort_keys=True)
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskConf":

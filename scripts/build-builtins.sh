@@ -13,5 +13,5 @@ if [[ -z $inc ]] || ! command -v gcc >/dev/null; then
 fi
 gcc -O2 -shared -fPIC -I"$inc" -I/usr/include/bash -I/usr/include/bash/include \
     -I/usr/include/bash/builtins -o "$out.tmp" "$src" && mv -f "$out.tmp" "$out" \
-  && bash -c "enable -f '$out' drypipe_rename drypipe_rmdir" \
+  && bash -c "enable -f '$out' drypipe_rename drypipe_rmdir drypipe_mkdir" \
   && echo "build-builtins: $out" >&2

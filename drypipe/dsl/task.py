@@ -20,10 +20,16 @@ def check_key(key) -> str:
     return key
 
 
+_GOOD_NAMES: set[str] = set()
+
+
 def _check_name(key: str, clause: str, name: str):
+    if name in _GOOD_NAMES:
+        return
     if not NAME_RE.match(name) or name.startswith("__"):
         raise InvalidPipeline(f"task {key!r}: {clause} name {name!r} is not a valid variable name "
                               "(letters, digits, _; not starting with __)")
+    _GOOD_NAMES.add(name)
 
 
 class OutputRef:
@@ -140,7 +146,7 @@ class TaskBuilder:
     def _add_input(self, name, v):
         key = self.key
         _check_name(key, "input", name)
-        if any(i["name"] == name for i in self._inputs):
+        if self._inputs and any(i["name"] == name for i in self._inputs):
             raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
         if isinstance(v, Val):
             v = v.value
@@ -179,7 +185,7 @@ class TaskBuilder:
         key = self.key
         for name, v in kwargs.items():
             _check_name(key, "output", name)
-            if name in self._outputs or any(i["name"] == name for i in self._inputs):
+            if name in self._outputs or (self._inputs and any(i["name"] == name for i in self._inputs)):
                 raise InvalidPipeline(f"task {key!r}: output {name!r} is declared twice")
             if isinstance(v, Var):
                 v = v.type

@@ -1,4 +1,9 @@
-"""Local processes: each task's launcher is a bash process in its own session.
+"""Local processes, started by one long-lived bash "spawner" per run.
+
+The spawner forks a subshell that sources the task's launcher: no exec of bash per task,
+and the orchestrator pays a pipe round trip instead of a fork/exec of its own large
+process. Each task is a process group leader (job control on in the spawner), so
+`task kill` and an interrupted run can signal the whole task.
 
 Completion is event-driven: every running task has a pidfd in one selector, so the
 orchestrator wakes the moment a task ends, whether it started it or re-attached to it."""
@@ -11,6 +16,35 @@ import subprocess
 
 from .base import Ended, Executor
 
+SPAWNER = r'''set -m
+while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
+  ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
+  echo "$!"
+done
+'''
+
+
+class Spawner:
+    def __init__(self):
+        self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+    def spawn_many(self, items: list[tuple[str, int]]) -> list[int]:
+        if any("\t" in s or "\n" in s for s, _ in items):
+            raise ValueError("task paths may not contain tabs or newlines")
+        data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape")
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        return [int(self.proc.stdout.readline()) for _ in items]
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+
 
 class LocalExecutor(Executor):
     name = "process"
@@ -18,89 +52,110 @@ class LocalExecutor(Executor):
     def __init__(self, max_parallel: int | None = None):
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self._sel = selectors.DefaultSelector()
-        self._procs: dict[int, tuple[str, subprocess.Popen | None, int]] = {}
+        self._procs: dict[int, tuple[str, int]] = {}
+        self._spawner: Spawner | None = None
+        self._ended_early: list[Ended] = []
 
     def capacity(self) -> int:
-        return self.max_parallel - len(self._procs)
+        return self.max_parallel - len(self._procs) - len(self._ended_early)
 
     @property
     def running(self) -> int:
-        return len(self._procs)
+        return len(self._procs) + len(self._ended_early)
+
+    def running_keys(self) -> list[str]:
+        return [k for k, _ in self._procs.values()]
+
+    def launch_many(self, items: list[tuple[str, str, int]]) -> list[str]:
+        """items: (key, task script, start step); returns the pids as job ids."""
+        if not items:
+            return []
+        if self._spawner is None or self._spawner.proc.poll() is not None:
+            self._spawner = Spawner()
+        pids = self._spawner.spawn_many([(script, step) for _, script, step in items])
+        for (key, _, _), pid in zip(items, pids):
+            if not self._watch(key, pid):
+                self._ended_early.append(Ended(key, None))
+        return [str(p) for p in pids]
 
     def launch(self, key: str, task_script: str, start_step: int) -> str:
-        proc = subprocess.Popen(["bash", task_script, "run", str(start_step)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-        self._watch(key, proc, proc.pid)
-        return str(proc.pid)
+        return self.launch_many([(key, task_script, start_step)])[0]
 
-    def attach(self, key: str, job_id: str, task_script: str) -> bool:
+    def attach(self, key: str, job_id: str, task_dir: str) -> bool:
         pid = int(job_id)
-        if not is_launcher_alive(pid, task_script):
+        if not is_launcher_alive(pid, task_dir):
             return False
-        return self._watch(key, None, pid)
+        return self._watch(key, pid)
 
-    def _watch(self, key, proc, pid) -> bool:
+    def _watch(self, key, pid) -> bool:
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:
             return False
-        self._procs[fd] = (key, proc, pid)
+        self._procs[fd] = (key, pid)
         self._sel.register(fd, selectors.EVENT_READ)
         return True
 
     def wait(self, timeout: float | None) -> list[Ended]:
+        if self._ended_early:
+            ended, self._ended_early = self._ended_early, []
+            return ended
         if not self._procs:
             return []
         ended = []
         for sk, _ in self._sel.select(timeout):
             fd = sk.fd
-            key, proc, pid = self._procs.pop(fd)
+            key, pid = self._procs.pop(fd)
             self._sel.unregister(fd)
             os.close(fd)
-            rc = proc.wait() if proc is not None else None
-            ended.append(Ended(key, rc))
+            ended.append(Ended(key, None))
         return ended
 
-    def shutdown(self, kill: bool) -> None:
-        for fd, (key, proc, pid) in list(self._procs.items()):
-            if kill:
+    def kill_all(self) -> None:
+        for key, pid in list(self._procs.values()):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
                 try:
-                    os.killpg(pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
                     pass
 
+    def shutdown(self, kill: bool) -> None:
+        if kill:
+            self.kill_all()
+        if self._spawner is not None:
+            self._spawner.close()
+            self._spawner = None
 
-def is_launcher_alive(pid: int, task_script: str) -> bool:
-    """Is pid a running launcher of task_script (and not a recycled pid)?"""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
+
+def is_launcher_alive(pid: int, task_dir: str) -> bool:
+    """Is pid a live launcher of the task whose dir is task_dir (and not a recycled pid)?
+
+    A launcher's working dir is its task dir or the task's output dir."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                 return False
-    except (FileNotFoundError, IndexError):
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
         return False
-    return task_script.encode() in argv
+    instance_dir, key = os.path.dirname(os.path.dirname(task_dir)), os.path.basename(task_dir)
+    return cwd in (os.path.realpath(task_dir), os.path.realpath(os.path.join(instance_dir, "output", key)))
 
 
-def find_launchers(instance_dir: str) -> dict[str, int]:
-    """Running launchers of this instance's tasks, by task key (a scan of /proc)."""
-    prefix = os.path.join(instance_dir, ".drypipe", "").encode()
-    found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if len(argv) >= 3 and argv[0].endswith(b"bash") and argv[1].startswith(prefix) \
-                and argv[1].endswith(b"/task") and argv[2] == b"run":
-            key = argv[1][len(prefix):-len(b"/task")].decode("utf-8", "surrogateescape")
-            found[key] = int(name)
-    return found
+def launcher_pid_from_log(task_dir: str) -> int | None:
+    """The pid of the launcher's last start, from the `start step=N pid=P` line of drypipe.log."""
+    try:
+        with open(os.path.join(task_dir, "drypipe.log"), "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        i = line.find(" start step=")
+        if i != -1 and " pid=" in line:
+            try:
+                return int(line.rsplit(" pid=", 1)[1].split()[0])
+            except ValueError:
+                return None
+    return None

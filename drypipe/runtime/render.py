@@ -113,8 +113,12 @@ def render_task_script(key: str, spec: dict, python: str, builtins: str | None) 
     return "\n".join(head) + "\n" + runner_body()
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def render_task_conf(key: str, spec: dict, conf: TaskConf) -> str:
-    return json.dumps({"key": key, "conf": conf.to_dict(), "spec": spec}, indent=1)
+    """task-conf.json: the task's key, TaskConf and spec (read by python steps)."""
+    return f'{{"key":{_ENCODE(key)},"conf":{conf.to_json_key()},"spec":{_ENCODE(spec)}}}\n'
 
 
 def parse_output_vars(data: bytes) -> dict[str, str]:

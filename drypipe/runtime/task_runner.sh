@@ -11,17 +11,22 @@ __task_dir=$PWD
 __pipeline_instance_dir=${__task_dir%/.drypipe/*}
 export __pipeline_instance_dir
 
-if [[ -n ${__drypipe_builtins:-} ]] && enable -f "$__drypipe_builtins" drypipe_rename drypipe_rmdir 2>/dev/null; then
+if [[ -n ${__drypipe_builtins:-} ]] && enable -f "$__drypipe_builtins" drypipe_rename drypipe_rmdir drypipe_mkdir 2>/dev/null; then
   :
 else
   drypipe_rename() { mv -f -- "$1" "$2"; }
   drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
+  drypipe_mkdir() { mkdir -p -- "$1"; }
 fi
 
 . "$__task_dir/task-env.sh"
 
-__drypipe_log() {
-  printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >> "$__task_dir/drypipe.log"
+__drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one open, no fork)
+  if [[ -n ${__drypipe_logging:-} ]]; then
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >&2
+  else
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >> "$__task_dir/drypipe.log"
+  fi
 }
 
 __drypipe_state() {
@@ -53,7 +58,7 @@ __drypipe_load_vars() {
 }
 
 __drypipe_capture() {  # EXIT trap of a bash step: append the declared variables it set
-  [[ $1 == 0 ]] || return 0
+  [[ $1 == 0 && -n $__drypipe_output_vars ]] || return 0
   local __v
   for __v in $__drypipe_output_vars; do
     [[ -v $__v ]] && printf '%s\0%s\0' "$__v" "${!__v}"
@@ -105,9 +110,11 @@ __drypipe_pid() {
 __drypipe_run() {
   local start=${1:-0} n=$__drypipe_n_steps rc
   exec 2>>"$__task_dir/drypipe.log" </dev/null
-  __drypipe_log "start step=$start pid=$$"
+  __drypipe_logging=1
+  __drypipe_log "start step=$start pid=$BASHPID"
   cd -- "$__task_output_dir" || __drypipe_fail "$start" "cannot enter $__task_output_dir"
-  if (( start == 0 )); then : > "$__task_dir/output-vars"; else __drypipe_load_vars; fi
+  [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
+  if (( start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
   __drypipe_check_inputs || __drypipe_fail "$start" "$__drypipe_msg"
   trap __drypipe_on_signal TERM INT HUP
   for (( __drypipe_step = start; __drypipe_step < n; __drypipe_step++ )); do

@@ -83,7 +83,7 @@ class TaskGraph:
 
     def link(self, node: Node) -> None:
         """Compute node's upstream set and pending count; register it downstream of each."""
-        ups = {i["task"] for i in node.spec["inputs"] if i.get("task")}
+        ups = {k for i in node.spec["inputs"] if (k := i.get("task")) is not None}
         node.upstream = ups
         pending = 0
         nodes = self.nodes

@@ -71,7 +71,10 @@ class Materializer:
         """Write the task dir of node with state file `state`; return the `task` script path."""
         key, spec = node.key, node.spec
         tdir = task_dir(self.instance_dir, key)
-        os.makedirs(os.path.join(self.instance_dir, "output", key, "scratch"), exist_ok=True)
+        try:
+            os.mkdir(os.path.join(self.instance_dir, "output", key))
+        except FileExistsError:
+            pass
         try:
             os.mkdir(tdir)
             current = None
@@ -79,7 +82,8 @@ class Materializer:
             current = statefile.read(tdir)
         script = os.path.join(tdir, "task")
         _write(os.path.join(tdir, "task-env.sh"), self.env_text(node), 0o644)
-        _write(script, render.render_task_script(key, spec, sys.executable, self.builtins), 0o755)
+        _write(script, render.render_task_script(key, spec, node.conf.python_bin or sys.executable,
+                                                    self.builtins), 0o755)
         _write(os.path.join(tdir, "task-conf.json"), render.render_task_conf(key, spec, node.conf), 0o644)
         statefile.write(tdir, state, current)
         return script

@@ -15,7 +15,7 @@ import time
 from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
-from ..executors.local import LocalExecutor, find_launchers
+from ..executors.local import LocalExecutor, launcher_pid_from_log
 from ..runtime.render import parse_output_vars
 from ..state import db, statefile
 from ..state import states as S
@@ -94,20 +94,16 @@ class Orchestrator:
         self.store.flush()
 
     def _reattach(self, active: list[Node]) -> None:
-        launchers = None
+        """Tasks the DB says are running: watch those still alive, ingest the others."""
         for n in active:
             tdir = task_dir(self.instance_dir, n.key)
-            script = os.path.join(tdir, "task")
-            if n.job_id and self.local.attach(n.key, n.job_id, script):
+            pid = launcher_pid_from_log(tdir)
+            if pid is not None and self.local.attach(n.key, str(pid), tdir):
+                if n.job_id != str(pid):
+                    n.job_id = str(pid)
+                    self.store.touch(n)
                 continue
-            if launchers is None:
-                launchers = find_launchers(self.instance_dir)
-            pid = launchers.get(n.key)
-            if pid is not None and self.local.attach(n.key, str(pid), script):
-                n.job_id = str(pid)
-                self.store.touch(n)
-                continue
-            self._ingest(n, None, died=True)
+            self._ingest(n, None)
 
     # -- generation -------------------------------------------------------------------------
     def generate(self) -> list[Node]:
@@ -118,43 +114,44 @@ class Orchestrator:
         new: list[Node] = []
         t = now()
         code_dir = self.materializer.code_dir
-        conf_cache: dict[int, tuple[str, int]] = {}
+        conf_cache: dict[int, int] = {}
+        scripts_checked: set[str] = set()
+        nodes = graph.nodes
         for key, task in gen.tasks.items():
-            if graph.is_known(key):
+            if key in nodes:
                 continue
             for s in task.steps:
-                if s["kind"] == "script" and not os.path.isfile(os.path.join(code_dir, s["path"])):
-                    raise InvalidPipeline(f"task {key!r}: calls({s['path']!r}): no such script in "
-                                          f"$__pipeline_code_dir ({code_dir})")
-            cached = conf_cache.get(id(task.conf))
+                if s["kind"] == "script" and s["path"] not in scripts_checked:
+                    if not os.path.isfile(os.path.join(code_dir, s["path"])):
+                        raise InvalidPipeline(f"task {key!r}: calls({s['path']!r}): no such script in "
+                                              f"$__pipeline_code_dir ({code_dir})")
+                    scripts_checked.add(s["path"])
+            conf = task.conf
+            cached = conf_cache.get(id(conf))
             if cached is None:
-                cj = task.conf.to_json_key()
-                cached = conf_cache[id(task.conf)] = (cj, store.conf_id(cj))
-            spec = task.spec()
-            n = Node(self._next_id, key, S.WAITING, None, task.conf.executer_type, task.conf, cached[1],
-                     None, spec)
+                _check_supported(key, conf)
+                cached = conf_cache[id(conf)] = store.conf_id(conf.to_json_key())
+            n = Node(self._next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
+                     task.spec())
             self._next_id += 1
             n.created_at = t
             new.append(n)
-            graph.add(n)
+            nodes[key] = n
         for n in new:
-            missing = graph.missing_upstream(n.key, n.spec)
-            if missing:
-                for m in new:
-                    del graph.nodes[m.key]
-                raise InvalidPipeline(f"task {n.key!r} consumes an output of task {missing!r}, "
-                                      "which the generator did not yield")
+            for i in n.spec["inputs"]:
+                up = i.get("task")
+                if up is not None and up not in nodes:
+                    for m in new:
+                        del nodes[m.key]
+                    raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
+                                          "which the generator did not yield")
+        ready = self.ready
         for n in new:
-            if n.executer_type != "process" or n.conf.is_remote or n.conf.container:
-                what = n.conf.executer_type if n.executer_type != "process" else (
-                    "ssh_specs" if n.conf.is_remote else "container")
-                raise InvalidPipeline(f"task {n.key!r}: TaskConf {what} is not supported by this "
-                                      "version of DryPipe yet (local processes only)")
-        for n in new:
-            graph.link(n)
+            if n.spec["inputs"]:
+                graph.link(n)
             if n.pending == 0:
                 n.state = S.READY
-                self.ready.append(n)
+                ready.append(n)
             store.add_task(n, dumps(n.spec))
         self.blocked_waits = gen.blocked_waits
         self._index_glob_waits()
@@ -209,6 +206,8 @@ class Orchestrator:
                         continue
                     break
                 ended = self.local.wait(POLL_RUNNING_EVERY)
+                if ended and self.ready:
+                    self._launch(until, held)  # refill freed slots before the bookkeeping
                 for e in ended:
                     self._ingest(self.graph.nodes[e.key], e.returncode)
                 if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
@@ -218,7 +217,9 @@ class Orchestrator:
             self._interrupt()
             raise
         finally:
+            self.local.shutdown(kill=False)
             self.store.flush()
+            self.store.close()
         result = RunResult(self.graph, held, self._unsatisfied_waits())
         self.reporter.finished(self, result)
         return result
@@ -243,12 +244,13 @@ class Orchestrator:
             batch.append((n, script))
             capacity -= 1
         self.store.flush()  # the DB says `launched` before the process exists
-        for n, script in batch:
-            n.job_id = self.local.launch(n.key, script, n.start_step)
+        pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch])
+        for (n, _), pid in zip(batch, pids):
+            n.job_id = pid
             n.start_step = 0
             self.store.touch(n)
 
-    def _ingest(self, n: Node, returncode, died: bool = False) -> None:
+    def _ingest(self, n: Node, returncode) -> None:
         """The task's process is over: take its final state from its state file."""
         tdir = task_dir(self.instance_dir, n.key)
         name = statefile.read(tdir)
@@ -271,8 +273,8 @@ class Orchestrator:
                 return
             state, step, t = S.KILLED, step or 0, now()
             statefile.write(tdir, S.format(state, step), name)
-            message = ("task process vanished (killed, or the machine restarted)" if returncode is None
-                       else f"task process ended with status {returncode} without reporting")
+            message = ("task process ended without reporting (killed, or the machine restarted)"
+                       if returncode is None else f"task process ended with status {returncode} without reporting")
             self.store.transition(n, state, step, t)
         n.state, n.step, n.ended_at = state, step, t
         n.message = message if state in S.FAILURES else None
@@ -294,7 +296,7 @@ class Orchestrator:
 
     def _poll_running(self) -> None:
         """Refresh step-started.N of long-running tasks (for `list-states` while they run)."""
-        for _, (key, _, _) in list(self.local._procs.items()):
+        for key in self.local.running_keys():
             n = self.graph.nodes[key]
             name = statefile.read(task_dir(self.instance_dir, key))
             if not name or name == n.state_name:
@@ -310,7 +312,7 @@ class Orchestrator:
                 self.store.touch(n)
 
     def _interrupt(self) -> None:
-        self.local.shutdown(kill=True)
+        self.local.kill_all()
         deadline = time.monotonic() + 10
         while self.local.running and time.monotonic() < deadline:
             for e in self.local.wait(0.5):
@@ -340,6 +342,14 @@ class NullReporter:
     def progress(self, orch): pass
     def task_ended(self, orch, node): pass
     def finished(self, orch, result): pass
+
+
+def _check_supported(key: str, conf: TaskConf) -> None:
+    if conf.executer_type != "process" or conf.is_remote or conf.container:
+        what = (f"executer_type={conf.executer_type!r}" if conf.executer_type != "process"
+                else "ssh_specs" if conf.is_remote else "container")
+        raise InvalidPipeline(f"task {key!r}: TaskConf {what} is not supported by this version of "
+                              "DryPipe yet (local processes only)")
 
 
 def _ensure_instance_dir(path: str) -> None:

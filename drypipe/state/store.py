@@ -22,6 +22,7 @@ class Store:
         self._outputs: list[tuple] = []
         self._meta: dict[str, str] = {}
         self._next_conf_id = 1
+        self._raw = None
 
     # -- reading --------------------------------------------------------------------------
     def load_meta(self) -> dict[str, str]:
@@ -88,8 +89,12 @@ class Store:
     def flush(self) -> None:
         if not self.has_pending:
             return
-        with self.engine.begin() as c:
-            x = c.exec_driver_sql
+        if self._raw is None:
+            # the orchestrator's single writer connection, held for the run (no pool round trip)
+            self._raw = self.engine.raw_connection()
+        cur = self._raw.cursor()
+        x = cur.executemany
+        try:
             if self._meta:
                 x("INSERT OR REPLACE INTO instance_meta (name, value) VALUES (?, ?)", list(self._meta.items()))
             if self._pending_conf:
@@ -106,12 +111,23 @@ class Store:
                 x("INSERT OR REPLACE INTO output_var (task_id, name, value) VALUES (?, ?, ?)", self._outputs)
             if self._transitions:
                 x("INSERT INTO transition (task_id, state, step, at) VALUES (?, ?, ?, ?)", self._transitions)
+            self._raw.commit()
+        except BaseException:
+            self._raw.rollback()
+            raise
+        finally:
+            cur.close()
         self._meta.clear()
         self._pending_conf.clear()
         self._new_tasks.clear()
         self._dirty.clear()
         self._outputs.clear()
         self._transitions.clear()
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     def clear_outputs(self, node) -> None:
         with self.engine.begin() as c:
@@ -122,5 +138,4 @@ def now() -> float:
     return time.time()
 
 
-def dumps(spec: dict) -> str:
-    return json.dumps(spec, separators=(",", ":"))
+dumps = json.JSONEncoder(separators=(",", ":")).encode

@@ -1,0 +1,66 @@
+"""DAG generators the benchmarks run, sized by environment variables.
+
+    DRYPIPE_BENCH_INDEPENDENT_N  tasks of independent_1000 (default 1000)
+    DRYPIPE_BENCH_CHAIN_N        length of chain_200 (default 200)
+    DRYPIPE_BENCH_STATIC_N       tasks of static_100k (default 100000)
+
+The bash each task runs is produced by the *_command functions below, which the floors in
+run.py use too, so DryPipe and its floor run exactly the same commands."""
+from __future__ import annotations
+
+import os
+
+
+def size(name: str, default: int) -> int:
+    return int(os.environ.get(f"DRYPIPE_BENCH_{name}_N", default))
+
+
+def independent_command(i: int, out: str) -> str:
+    return f"echo {i} > {out}\n"
+
+
+def chain_command(i: int, prev: str | None, out: str) -> str:
+    if prev is None:
+        return f"echo {i} > {out}\n"
+    return f"cat {prev} > {out}; echo {i} >> {out}\n"
+
+
+def independent_1000(dsl):
+    """N tasks with no dependencies, each writing one small file."""
+    for i in range(size("INDEPENDENT", 1000)):
+        yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
+            independent_command("$i", "$out"))()
+
+
+def chain_200(dsl):
+    """N tasks, each copying its predecessor's file and appending a line to it."""
+    n = size("CHAIN", 200)
+    prev = dsl.task(key="c-0").inputs(i=0).outputs(out=dsl.file("out.txt")).calls(
+        chain_command("$i", None, "$out"))()
+    yield prev
+    for i in range(1, n):
+        prev = dsl.task(key=f"c-{i}").inputs(i=i, prev=prev.outputs.out).outputs(
+            out=dsl.file("out.txt")).calls(chain_command("$i", "$prev", "$out"))()
+        yield prev
+
+
+STATIC_WIDTH = 1000
+
+
+def static_upstream(i: int) -> int | None:
+    """The task static_100k's task i reads from: the same column one layer up."""
+    return i - STATIC_WIDTH if i >= STATIC_WIDTH else None
+
+
+def static_100k(dsl):
+    """N tasks known up front (no waits), in layers of STATIC_WIDTH where each task reads the
+    file of one task of the previous layer, so the DAG has edges to sort, not only nodes."""
+    tasks: list = []
+    for i in range(size("STATIC", 100_000)):
+        b = dsl.task(key=f"s-{i}").inputs(i=i)
+        up = static_upstream(i)
+        if up is not None:
+            b = b.inputs(prev=tasks[up].outputs.out)
+        t = b.outputs(out=dsl.file("out.txt")).calls(independent_command("$i", "$out"))()
+        tasks.append(t)
+        yield t
