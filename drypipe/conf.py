@@ -65,7 +65,10 @@ class TaskConf:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskConf":
-        return cls(**d)
+        """From stored JSON; fields this version does not know (from another version) are ignored."""
+        import inspect
+        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
     def is_remote(self) -> bool:

@@ -1,4 +1,4 @@
-"""The demo of `make demo`: GC content of simulated sequencing reads of three primates.
+"""The demo of `make demo`: GC content of simulated sequencing reads of four primates.
 
     drypipe run --pipeline-instance-dir demo-instance --generator examples.demo:pipeline
 
@@ -13,7 +13,7 @@ For each sample (a fan-out over the inputs of SAMPLES):
                                                         -> summary.json, gc_fraction (float)
 
 then `report`, a python fan-in over every summarize.<s>, writes report.tsv.
-With 3 samples: 3 simulate + 3 split + 14 gc + 3 summarize + 1 report = 24 tasks.
+With 4 samples: 4 simulate + 4 split + 19 gc + 4 summarize + 1 report = 32 tasks.
 """
 import json
 import random
@@ -25,6 +25,7 @@ SAMPLES = {
     "chimp": (1, 60, 0.40),
     "bonobo": (2, 90, 0.45),
     "gorilla": (3, 120, 0.55),
+    "orangutan": (4, 100, 0.50),
 }
 READS_PER_CHUNK = 20
 

@@ -2,6 +2,8 @@
 
     drypipe run -pid ./run-123 -p guide_semi_hardcoded:pipeline_1_2_3
     drypipe run -pid ./run-789 -p guide_semi_hardcoded:pipeline_7_8_9_543
+
+(The guide's pipeline_1_2_3 squares [1, 3, 4]; here it squares what its name says.)
 """
 from dry_pipe import DryPipe
 

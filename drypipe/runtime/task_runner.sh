@@ -30,10 +30,10 @@ __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one ope
 }
 
 __drypipe_state() {
-  local f
-  for f in "$__task_dir"/state.*; do
-    [[ -e $f ]] || continue
-    [[ $f == "$__task_dir/state.$1" ]] || drypipe_rename "$f" "$__task_dir/state.$1"
+  local __drypipe_f
+  for __drypipe_f in "$__task_dir"/state.*; do
+    [[ -e $__drypipe_f ]] || continue
+    [[ $__drypipe_f == "$__task_dir/state.$1" ]] || drypipe_rename "$__drypipe_f" "$__task_dir/state.$1"
     __drypipe_log "$1"
     return
   done
@@ -42,10 +42,10 @@ __drypipe_state() {
 }
 
 __drypipe_fail() {  # step message...
-  local step=$1; shift
+  local __drypipe_failed_step=$1; shift
   __drypipe_log "error: $*"
   printf 'drypipe: task %s: %s\n' "$__task_key" "$*" >> "$__task_dir/out.log"
-  __drypipe_state "failed.$step"
+  __drypipe_state "failed.$__drypipe_failed_step"
   exit 1
 }
 
@@ -69,14 +69,14 @@ __drypipe_capture() {  # EXIT trap of a bash step: append the declared variables
 # Checks set __drypipe_msg and return 1 on failure (no command substitution: no fork).
 __drypipe_need_var() {  # name type
   [[ -v $1 ]] || { __drypipe_msg="output variable $1 was never set"; return 1; }
-  local v=${!1}
+  local __drypipe_v=${!1}
   case $2 in
-    int) [[ $v =~ ^[[:space:]]*[-+]?[0-9]+[[:space:]]*$ ]] || { __drypipe_msg="output variable $1=int given '$v'"; return 1; } ;;
+    int) [[ $__drypipe_v =~ ^[[:space:]]*[-+]?[0-9]+[[:space:]]*$ ]] || { __drypipe_msg="output variable $1=int given '$__drypipe_v'"; return 1; } ;;
     float) shopt -s nocasematch
-      [[ $v =~ ^[[:space:]]*[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|inf|infinity|nan)[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=float given '$v'"; return 1; }
+      [[ $__drypipe_v =~ ^[[:space:]]*[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|inf|infinity|nan)[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=float given '$__drypipe_v'"; return 1; }
       shopt -u nocasematch ;;
     bool) shopt -s nocasematch
-      [[ $v =~ ^[[:space:]]*(true|false|1|0|yes|no)?[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=bool given '$v'"; return 1; }
+      [[ $__drypipe_v =~ ^[[:space:]]*(true|false|1|0|yes|no)?[[:space:]]*$ ]] || { shopt -u nocasematch; __drypipe_msg="output variable $1=bool given '$__drypipe_v'"; return 1; }
       shopt -u nocasematch ;;
   esac
   return 0
@@ -107,24 +107,26 @@ __drypipe_pid() {
   [[ -n $pid ]] && echo "$pid"
 }
 
+# Functions called around user steps use only __drypipe-prefixed names: bash scoping is
+# dynamic, so a plain `local n` here would shadow a task input or output named n.
 __drypipe_run() {
-  local start=${1:-0} n=$__drypipe_n_steps rc
+  local __drypipe_start=${1:-0} __drypipe_rc
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
-  __drypipe_log "start step=$start pid=$BASHPID"
-  cd -- "$__task_output_dir" || __drypipe_fail "$start" "cannot enter $__task_output_dir"
+  __drypipe_log "start step=$__drypipe_start pid=$BASHPID"
+  cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
-  if (( start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
-  __drypipe_check_inputs || __drypipe_fail "$start" "$__drypipe_msg"
+  if (( __drypipe_start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
+  __drypipe_check_inputs || __drypipe_fail "$__drypipe_start" "$__drypipe_msg"
   trap __drypipe_on_signal TERM INT HUP
-  for (( __drypipe_step = start; __drypipe_step < n; __drypipe_step++ )); do
+  for (( __drypipe_step = __drypipe_start; __drypipe_step < __drypipe_n_steps; __drypipe_step++ )); do
     __drypipe_state "step-started.$__drypipe_step"
     "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
-    rc=$?
-    (( rc == 0 )) || __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $rc"
+    __drypipe_rc=$?
+    (( __drypipe_rc == 0 )) || __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $__drypipe_rc"
     __drypipe_load_vars
   done
-  __drypipe_step=$(( n - 1 ))
+  __drypipe_step=$(( __drypipe_n_steps - 1 ))
   __drypipe_check_outputs || __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
   trap - TERM INT HUP

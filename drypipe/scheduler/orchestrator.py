@@ -34,12 +34,16 @@ class RunResult:
         self.held = held
         self.unsatisfied_waits = unsatisfied_waits
         self.total = len(graph.nodes)
+        held_set = set(held)
         self.waiting = [n for n in graph.nodes.values() if n.state in (S.WAITING, S.READY)
-                        and n.key not in set(held)]
+                        and n.key not in held_set]
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.unsatisfied_waits and not self.waiting
+        """Every task completed, except those held back by --until and their downstream."""
+        if self.failed or self.unsatisfied_waits:
+            return False
+        return not self.waiting or bool(self.held)
 
 
 class Orchestrator:
@@ -190,6 +194,8 @@ class Orchestrator:
 
     def run(self, until: str | None = None) -> RunResult:
         held: list[str] = []
+        if self._regenerate and self.pipeline is not None:
+            self.generate()  # before any output: a broken generator gets a one-line error
         self.reporter.started(self)
         last_poll = time.monotonic()
         try:

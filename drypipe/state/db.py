@@ -107,3 +107,14 @@ def open_db(instance_dir: str, create: bool = False, upgrade: bool = True) -> En
         raise InstanceError(f"{instance_dir}: instance directory is not writable") from e
     os.chmod(path, 0o644)
     return engine
+
+
+def migrate_to(engine: Engine, target: str) -> None:
+    """Downgrade to target (for tests of the migrations; DryPipe itself never downgrades)."""
+    from alembic import command
+    from alembic.config import Config
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, target)
