@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ if str(REPO) not in sys.path:
 from bench import floors  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "bench" / "results" / "latest.json"
+CHILD_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -69,16 +71,24 @@ class Measure:
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def run_child(argv: list[str], env: dict, log_dir: str, name: str) -> tuple[Measure, str]:
+def run_child(argv: list[str], env: dict, log_dir: str, name: str,
+              timeout: float = CHILD_TIMEOUT_S) -> tuple[Measure, str]:
     """Run argv from the repo root; wall time start to exit and peak RSS (os.wait4) of the child."""
     out_path, err_path = os.path.join(log_dir, f"{name}.out"), os.path.join(log_dir, f"{name}.err")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        watchdog = threading.Timer(timeout, proc.kill)  # a hung run must not hang the suite
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            watchdog.cancel()
         seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     stdout = Path(out_path).read_text(errors="replace")
+    if seconds >= timeout:
+        raise BenchError(f"{' '.join(argv)} killed after {timeout:.0f} s")
     if proc.returncode != 0:
         stderr = Path(err_path).read_text(errors="replace")
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode}\n--- stdout:\n{stdout[-2000:]}"
@@ -96,10 +106,8 @@ def drypipe_argv(profile: str | None = None) -> list[str]:
 def run_drypipe(w: Workload, n: int, work: str, profile: str | None = None) -> Measure:
     instance = os.path.join(work, "instance")
     env = dict(os.environ, **{f"DRYPIPE_BENCH_{w.size_env}_N": str(n)})
-    if w.name == "prepare":
-        argv = [*drypipe_argv(profile), "prepare", "--pipeline-instance-dir", instance, "--generator", w.generator]
-    else:
-        argv = [*drypipe_argv(profile), "run", "--pipeline-instance-dir", instance, "--generator", w.generator, "-q"]
+    command = ["prepare"] if w.name == "prepare" else ["run", "-q"]
+    argv = [*drypipe_argv(profile), *command, "--pipeline-instance-dir", instance, "--generator", w.generator]
     m, stdout = run_child(argv, env, work, "drypipe")
     check_drypipe_output(w, n, instance, stdout)
     return m
@@ -158,18 +166,20 @@ def check_floor_output(w: Workload, n: int, out_dir: str) -> None:
 
 
 # -- one workload ------------------------------------------------------------------------------
-def bench_workload(w: Workload, n: int, runs: int, profile_dir: str | None, log=print) -> dict:
+def bench_workload(w: Workload, n: int, runs: int, scratch: str, profile_dir: str | None = None,
+                   log=print) -> dict:
+    """Runs of the floor and of DryPipe, each in a fresh dir under scratch.
+
+    The dirs are deleted by the caller only after the whole suite: on ext4, creating inodes
+    right after deleting thousands of them is measurably slower (the allocator skips recently
+    deleted inodes), and that would charge one run for the cleanup of the one before."""
     floor_runs: list[Measure] = []
     dp_runs: list[Measure] = []
     log(f"\n== {w.name} (n={n}, {runs} run{'s' if runs > 1 else ''}): {w.generator}")
     for r in range(runs):
         # Floor then DryPipe, interleaved, so both see the same machine load.
         for label, fn, acc in (("floor", run_floor, floor_runs), ("drypipe", run_drypipe, dp_runs)):
-            work = tempfile.mkdtemp(prefix=f"drypipe-bench-{w.name}-")
-            try:
-                m = fn(w, n, work)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            m = fn(w, n, tempfile.mkdtemp(prefix=f"{w.name}-{label}-", dir=scratch))
             acc.append(m)
             rss = f", peak RSS {m.peak_rss_mb:.0f} MB" if m.peak_rss_mb is not None else ""
             log(f"   run {r + 1}  {label:<8} {m.seconds:8.3f} s{rss}")
@@ -177,11 +187,7 @@ def bench_workload(w: Workload, n: int, runs: int, profile_dir: str | None, log=
     if profile_dir:
         os.makedirs(profile_dir, exist_ok=True)
         profile = os.path.abspath(os.path.join(profile_dir, f"{w.name}.prof"))
-        work = tempfile.mkdtemp(prefix=f"drypipe-bench-{w.name}-")
-        try:
-            m = run_drypipe(w, n, work, profile=profile)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        m = run_drypipe(w, n, tempfile.mkdtemp(prefix=f"{w.name}-profiled-", dir=scratch), profile=profile)
         log(f"   profiled {m.seconds:8.3f} s -> {profile}  (view: python -m pstats {profile})")
     return summarize(w, n, runs, floor_runs, dp_runs, profile)
 
@@ -250,6 +256,18 @@ def machine_info() -> dict:
             "loadavg_at_start": list(os.getloadavg())}
 
 
+def code_version() -> dict:
+    """The commit measured, and whether the work tree differed from it."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
 # -- main --------------------------------------------------------------------------------------
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
@@ -259,7 +277,10 @@ def parse_args(argv):
                    help=f"run only these workloads ({', '.join(BY_NAME)}); repeatable or comma separated")
     p.add_argument("--runs", type=int, help="runs of each side (default 3, 1 with --quick)")
     p.add_argument("--results", default=str(DEFAULT_RESULTS), help="JSON results file (default: %(default)s)")
-    p.add_argument("--profile", metavar="DIR", help="cProfile one extra DryPipe run of each workload into DIR")
+    p.add_argument("--profile", metavar="DIR",
+                   help="cProfile one extra DryPipe run of each workload into DIR")
+    p.add_argument("--work-dir", metavar="DIR", help="where instance dirs are made (default: the system temp "
+                   "dir); they are deleted at the end")
     args = p.parse_args(argv)
     names = [n.strip() for o in (args.only or []) for n in o.split(",") if n.strip()]
     unknown = [n for n in names if n not in BY_NAME]
@@ -280,17 +301,22 @@ def size_of(w: Workload, quick: bool) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     info = machine_info()
     print(f"DryPipe benchmarks: {info['cpus']} CPUs, Python {info['python']}, "
           f"load average {info['loadavg_at_start'][0]:.2f}" + (" [--quick]" if args.quick else ""))
     results, errors = [], []
-    for w in args.workloads:
-        try:
-            results.append(bench_workload(w, size_of(w, args.quick), args.runs, args.profile))
-        except BenchError as e:
-            errors.append({"name": w.name, "error": str(e)})
-            print(f"   ERROR: {e}", file=sys.stderr)
+    scratch = tempfile.mkdtemp(prefix="drypipe-bench-", dir=args.work_dir)
+    info["work_dir"] = scratch
+    try:
+        for w in args.workloads:
+            try:
+                results.append(bench_workload(w, size_of(w, args.quick), args.runs, scratch, args.profile))
+            except BenchError as e:
+                errors.append({"name": w.name, "error": str(e)})
+                print(f"   ERROR: {e}", file=sys.stderr)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print()
     if results:
@@ -300,7 +326,7 @@ def main(argv=None) -> int:
     failed = [r["name"] for r in results if r["judged"] and not r["passed"]]
     ok = not errors and not failed
     report = {"ok": ok, "quick": args.quick, "runs": args.runs, "elapsed_s": elapsed,
-              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info,
+              "started_at": started_at, "code": code_version(), "machine": info,
               "workloads": results, "errors": errors}
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,44 @@ class Instance:
                 out[name] = os.path.join(info.output_dir, o["path"])
         return out
 
+    def transitions(self, key: str | None = None) -> dict[str, list[tuple[str, int | None, float]]]:
+        """Task key -> its (state, step, at) transitions in order."""
+        from .state.models import transition_table as tr
+        t = task_table.c
+        q = select(t.key, tr.c.state, tr.c.step, tr.c.at).join(tr, tr.c.task_id == t.id).order_by(tr.c.id)
+        if key is not None:
+            q = q.where(t.key == key)
+        out: dict[str, list] = {}
+        with self.engine.connect() as c:
+            for k, state, step, at in c.execute(q):
+                out.setdefault(k, []).append((state, step, at))
+        return out
+
+    def execution_times(self, key: str | None = None) -> list[dict]:
+        """Per task: key, state, duration (s) and per step durations (s)."""
+        from .reports import step_durations
+        trans = self.transitions()
+        return [{"key": t.key, "state": t.state_name, "duration": t.duration,
+                 "steps": step_durations(trans.get(t.key, []))}
+                for t in self.tasks(key=key)]
+
+    @property
+    def running_orchestrator(self) -> int | None:
+        """pid of the orchestrator running on this instance, if any."""
+        from .scheduler.lock import holder_pid
+        return holder_pid(self.instance_dir)
+
+    def restart(self, keys, at_step: int | None = None, reset: bool = False, wait: bool = True,
+                max_parallel: int | None = None):
+        """Rerun tasks (a key, glob or list): at their failed step (or at_step), or from step 0
+        with their outputs cleared when reset. Returns the RunResult when wait."""
+        from .scheduler.orchestrator import Orchestrator
+        if isinstance(keys, str):
+            keys = [t.key for t in self.tasks(key=keys)] or [keys]
+        with Orchestrator(self.instance_dir, max_parallel=max_parallel) as orch:
+            orch.restart_tasks(keys, at_step=at_step, reset=reset)
+            return orch.run_tasks(keys, wait=wait)
+
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for t in self.tasks():

@@ -3,6 +3,7 @@
 # logs stay. Nothing running is fine. Needs root.
 set -euo pipefail
 here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=services-lib.sh
 source "$here/services-lib.sh"
 
 start=$(date +%s.%N)
@@ -10,5 +11,5 @@ rc=0
 # Try both even if one fails.
 "$here/sshd-down.sh" || rc=$?
 "$here/slurm-down.sh" || rc=$?
-log "all services down in $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+log "all services down in $(elapsed "$start") s"
 exit $rc

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of scripts/{slurm,sshd,services}-{up,down}.sh. Source it, don't run it.
 # Everything these scripts create lives in one private "services dir" (gitignored):
 #   $DRYPIPE_TEST_SERVICES, default <repo>/.test-services
@@ -6,8 +7,17 @@
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES_DIR=${DRYPIPE_TEST_SERVICES:-$REPO/.test-services}
 
+# Debian packages of each service (no slurmdbd: tests use squeue/scontrol, not sacct).
+# shellcheck disable=SC2034  # used by the scripts that source this
+SLURM_PACKAGES=(munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins)
+# shellcheck disable=SC2034
+SSHD_PACKAGES=(openssh-server openssh-client rsync)
+
 log() { echo "$(basename "$0"): $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# elapsed START: seconds since START (a `date +%s.%N`), one decimal.
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}'; }
 
 require_root() {
   [[ $(id -u) == 0 ]] || die "must run as root (it installs packages and starts system daemons)"
@@ -19,6 +29,9 @@ mkdir_services_dir() {
   mkdir -p "$SERVICES_DIR"
   SERVICES_DIR=$(cd "$SERVICES_DIR" && pwd)
   chmod 755 "$SERVICES_DIR"
+  runuser -u nobody -- test -x "$SERVICES_DIR" ||
+    die "other users can't reach $SERVICES_DIR (a parent dir lacks o+x, e.g. a clone under /root):" \
+      "set DRYPIPE_TEST_SERVICES to a dir they can reach, e.g. /var/tmp/drypipe-test-services"
 }
 
 # ensure_packages PKG...: apt-get install those not installed yet (apt-get update first).

@@ -3,6 +3,7 @@
 # munged by their pid files (TERM, then KILL after a deadline). Packages stay installed; state
 # and logs stay in <services dir>/slurm/. Nothing running is fine.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=services-lib.sh
 source "$(dirname "$0")/services-lib.sh"
 
 require_root

@@ -6,6 +6,7 @@
 # Prints the env a client needs (SLURM_CONF=...) and writes it to <services dir>/slurm.env.
 # Env: SLURM_MAX_ARRAY_SIZE (default 1001). Needs root. Stop with scripts/slurm-down.sh.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=services-lib.sh
 source "$(dirname "$0")/services-lib.sh"
 
 require_root
@@ -15,7 +16,12 @@ D=$SERVICES_DIR/slurm
 MAX_ARRAY_SIZE=${SLURM_MAX_ARRAY_SIZE:-1001}
 [[ $MAX_ARRAY_SIZE =~ ^[0-9]+$ ]] || die "SLURM_MAX_ARRAY_SIZE must be a number, not '$MAX_ARRAY_SIZE'"
 
-ensure_packages munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins
+ENV_FILE=$SERVICES_DIR/slurm.env
+# On any failure, remove the env file: tests then skip instead of using a broken cluster.
+cleanup() { local rc=$?; ((rc == 0)) || rm -f "$ENV_FILE"; return $rc; }
+trap cleanup EXIT
+
+ensure_packages "${SLURM_PACKAGES[@]}"
 
 # slurmd finds its NodeName line by the short host name, and slurmctld resolves it.
 HOST=$(hostname -s)
@@ -150,21 +156,33 @@ if [[ -n $config_changed ]] && { pid_alive "$CTLD_PID" || pid_alive "$SLURMD_PID
   stop_pidfile slurmctld "$CTLD_PID"
 fi
 
+# daemon_failed NAME WHY: the end of its logs, and exit.
+daemon_failed() {
+  local name=$1
+  shift
+  tail_log "$D/log/$name.log"
+  tail_log "$D/log/$name.out"
+  die "$name $*"
+}
+# start_daemon NAME PIDFILE: start /usr/sbin/NAME (it daemonizes) unless it runs.
+start_daemon() {
+  local name=$1 pidfile=$2
+  pid_alive "$pidfile" && return 0
+  log "starting $name"
+  rm -f "$pidfile"
+  "/usr/sbin/$name" -f "$SLURM_CONF" </dev/null >>"$D/log/$name.out" 2>&1 || daemon_failed "$name" "did not start"
+  wait_for 10 "$name to write its pid file" pid_alive "$pidfile" || daemon_failed "$name" "wrote no pid file"
+}
+
+start_daemon slurmctld "$CTLD_PID"
 ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
-if ! pid_alive "$CTLD_PID"; then
-  log "starting slurmctld"
-  /usr/sbin/slurmctld -f "$SLURM_CONF" </dev/null >>"$D/log/slurmctld.out" 2>&1 ||
-    { tail_log "$D/log/slurmctld.log"; tail_log "$D/log/slurmctld.out"; die "slurmctld did not start"; }
-fi
-wait_for 30 "scontrol ping to say UP" ctld_up ||
-  { tail_log "$D/log/slurmctld.log"; tail_log "$D/log/slurmctld.out"; die "slurmctld is not up"; }
-
-if ! pid_alive "$SLURMD_PID"; then
-  log "starting slurmd"
-  /usr/sbin/slurmd -f "$SLURM_CONF" </dev/null >>"$D/log/slurmd.out" 2>&1 ||
-    { tail_log "$D/log/slurmd.log"; tail_log "$D/log/slurmd.out"; die "slurmd did not start"; }
+# Fail fast if it exits (e.g. its port is taken).
+ctld_up_or_dead() { ctld_up || ! pid_alive "$CTLD_PID"; }
+if ! { wait_for 30 "scontrol ping to say UP" ctld_up_or_dead && ctld_up; }; then
+  daemon_failed slurmctld "is not up ($(pid_alive "$CTLD_PID" && echo running || echo exited))"
 fi
 
+start_daemon slurmd "$SLURMD_PID"
 node_state() { sinfo -h -N -n "$HOST" -o %T 2>/dev/null; }
 resumed=
 node_ready() {
@@ -182,7 +200,9 @@ node_ready() {
   esac
   return 1
 }
-if ! wait_for 30 "node $HOST to be idle" node_ready; then
+node_ready_or_dead() { node_ready || ! pid_alive "$SLURMD_PID"; }
+if ! { wait_for 30 "node $HOST to be idle" node_ready_or_dead && node_ready; }; then
+  pid_alive "$SLURMD_PID" || log "slurmd exited"
   tail_log "$D/log/slurmd.log"
   tail_log "$D/log/slurmctld.log"
   die "node $HOST is '$(node_state || true)', not idle"
@@ -190,4 +210,4 @@ fi
 [[ -z $resumed ]] || log "node was $resumed: resumed it"
 
 log "slurm is up (node $HOST: $(node_state), $CPUS CPUs, MaxArraySize=$MAX_ARRAY_SIZE)"
-write_env "$SERVICES_DIR/slurm.env" "SLURM_CONF=$SLURM_CONF"
+write_env "$ENV_FILE" "SLURM_CONF=$SLURM_CONF"

@@ -2,6 +2,7 @@
 # Stop the private sshd of scripts/sshd-up.sh by its pid file. Keys, config and the
 # drypipe-remote user stay (so the pinned host key stays valid). Nothing running is fine.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=services-lib.sh
 source "$(dirname "$0")/services-lib.sh"
 
 require_root

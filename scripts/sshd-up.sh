@@ -8,6 +8,7 @@
 # to <services dir>/ssh.env. Env: DRYPIPE_TEST_SSH_PORT (default 2222). Needs root.
 # Stop with scripts/sshd-down.sh.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=services-lib.sh
 source "$(dirname "$0")/services-lib.sh"
 
 require_root
@@ -19,7 +20,18 @@ PORT=${DRYPIPE_TEST_SSH_PORT:-2222}
 REMOTE_USER=drypipe-remote
 HOST=127.0.0.1
 
-ensure_packages openssh-server openssh-client rsync
+ENV_FILE=$SERVICES_DIR/ssh.env
+# On any failure, remove the env file: tests then skip instead of using a broken server.
+probe=
+cleanup() {
+  local rc=$?
+  [[ -z $probe ]] || rm -rf "$probe"
+  ((rc == 0)) || rm -f "$ENV_FILE"
+  return $rc
+}
+trap cleanup EXIT
+
+ensure_packages "${SSHD_PACKAGES[@]}"
 
 if ! id "$REMOTE_USER" >/dev/null 2>&1; then
   log "creating user $REMOTE_USER"
@@ -84,26 +96,33 @@ fi
 if ! pid_alive "$PIDFILE"; then
   log "starting sshd on $HOST:$PORT"
   : >"$D/sshd.log"
-  # sshd must be started by its absolute path (it re-executes itself); it forks once it listens.
-  /usr/sbin/sshd -f "$D/sshd_config" -E "$D/sshd.log" </dev/null >>"$D/sshd.log" 2>&1 ||
-    { tail_log "$D/sshd.log"; die "sshd did not start (port $PORT in use? set DRYPIPE_TEST_SSH_PORT)"; }
+  # sshd must be started by its absolute path (it re-executes itself).
+  /usr/sbin/sshd -f "$D/sshd_config" -E "$D/sshd.log" </dev/null >>"$D/sshd.out" 2>&1 ||
+    { tail_log "$D/sshd.log"; tail_log "$D/sshd.out"; die "sshd did not start (port $PORT in use? set DRYPIPE_TEST_SSH_PORT)"; }
 fi
 
 SSH_OPTS=(-F /dev/null -p "$PORT" -i "$CLIENT_KEY" -o IdentitiesOnly=yes
   -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o BatchMode=yes
   -o ConnectTimeout=5)
+# shellcheck disable=SC2029  # the commands are ours
 remote() { ssh "${SSH_OPTS[@]}" "$REMOTE_USER@$HOST" "$@"; }
-login_works() { [[ $(remote whoami) == "$REMOTE_USER" ]]; }
-wait_for 20 "a login as $REMOTE_USER@$HOST:$PORT" login_works || {
-  remote whoami || true
+login_works() { [[ $(remote whoami 2>/dev/null) == "$REMOTE_USER" ]]; }
+login_failed() {
   tail_log "$D/sshd.log"
-  die "can't log in as $REMOTE_USER over ssh"
+  die "can't log in as $REMOTE_USER@$HOST:$PORT ($*)"
 }
+# sshd's exit code does not tell a bind failure (it forks first): its log does. It writes the
+# pid file once it listens.
+bind_failed() { grep -q 'Cannot bind any address' "$D/sshd.log"; }
+sshd_settled() { pid_alive "$PIDFILE" || bind_failed; }
+wait_for 10 "sshd to listen" sshd_settled || login_failed "sshd wrote no pid file"
+! bind_failed || login_failed "port in use? set DRYPIPE_TEST_SSH_PORT"
+wait_for 20 "a login as $REMOTE_USER@$HOST:$PORT" login_works ||
+  { remote whoami || true; login_failed "timed out"; }
 
 # rsync both ways, through the same pinned host key.
 RSH="ssh -F /dev/null -p $PORT -i $CLIENT_KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes -o BatchMode=yes"
 probe=$(mktemp -d "$D/rsync-check.XXXXXX")
-trap 'rm -rf "$probe"' EXIT
 head -c 4096 /dev/urandom >"$probe/payload"
 rsync -a -e "$RSH" "$probe/payload" "$REMOTE_USER@$HOST:.drypipe-rsync-check" ||
   die "rsync to $REMOTE_USER@$HOST failed"
@@ -112,7 +131,7 @@ rsync -a --remove-source-files -e "$RSH" "$REMOTE_USER@$HOST:.drypipe-rsync-chec
 cmp -s "$probe/payload" "$probe/back" || die "rsync round trip changed the file"
 
 log "sshd is up: $REMOTE_USER@$HOST:$PORT (login and rsync both ways checked)"
-write_env "$SERVICES_DIR/ssh.env" \
+write_env "$ENV_FILE" \
   "DRYPIPE_TEST_SSH_HOST=$HOST" \
   "DRYPIPE_TEST_SSH_PORT=$PORT" \
   "DRYPIPE_TEST_SSH_USER=$REMOTE_USER" \

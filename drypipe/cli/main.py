@@ -118,6 +118,19 @@ def prepare(pipeline_instance_dir, generator, until, sleep_schedule):
     click.echo(f"{total} tasks in {pipeline_instance_dir} ({detail})")
 
 
+
+
+def _register():
+    from . import inspect as _inspect
+    from . import tasks as _tasks
+    for cmd in (_inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
+                _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe):
+        cli.add_command(cmd)
+
+
+_register()
+
+
 def main():
     cli(prog_name="drypipe", auto_envvar_prefix=None)
 

@@ -21,6 +21,7 @@ from ..state import db, statefile
 from ..state import states as S
 from ..state.store import Store, dumps, now
 from .graph import Node, TaskGraph
+from .lock import InstanceLock
 from .materialize import Materializer, task_dir
 from .tasklog import read_transitions
 
@@ -53,6 +54,7 @@ class Orchestrator:
         self.pipeline = pipeline
         self.reporter = reporter or NullReporter()
         _ensure_instance_dir(self.instance_dir)
+        self.lock = InstanceLock(self.instance_dir).acquire()
         self.engine = db.open_db(self.instance_dir, create=True)
         self.store = Store(self.engine)
         self.graph = TaskGraph(self.instance_dir)
@@ -342,6 +344,99 @@ class Orchestrator:
         return out
 
 
+    # -- restarts -----------------------------------------------------------------------------
+    def retry_failed(self, reset: bool) -> list[Node]:
+        """Failed, killed and timed-out tasks become ready again: resumed at the failed step, or,
+        with reset, from step 0 with their output dir and variables cleared."""
+        retried = [n for n in self.graph.nodes.values() if n.state in S.FAILURES]
+        for n in retried:
+            self._make_ready(n, 0 if reset else (n.step or 0), reset)
+        self.store.flush()
+        return retried
+
+    def restart_tasks(self, keys, at_step: int | None = None, reset: bool = False) -> list[Node]:
+        """Make the given tasks ready to rerun: at_step, else the failed step, else step 0."""
+        nodes = []
+        for key in keys:
+            n = self.graph.nodes.get(key)
+            if n is None:
+                raise DryPipeError(f"no task {key!r} in {self.instance_dir}")
+            if n.state in S.ACTIVE:
+                raise DryPipeError(f"task {key!r} is running ({n.state_name}); kill it first "
+                                   f"(.drypipe/{key}/task kill)")
+            if n.pending:
+                waits = sorted(k for k in n.upstream if self.graph.state_of(k) != S.COMPLETED)
+                raise DryPipeError(f"task {key!r} waits on {', '.join(map(repr, waits))}")
+            n_steps = len(n.spec["steps"])
+            if at_step is not None and not 0 <= at_step < n_steps:
+                raise DryPipeError(f"task {key!r}: --at-step {at_step} is not a step (0..{n_steps - 1})")
+            step = 0 if reset else at_step if at_step is not None else (
+                n.step or 0) if n.state in S.FAILURES else 0
+            nodes.append((n, step))
+        for n, step in nodes:
+            self._make_ready(n, step, reset)
+        self.store.flush()
+        return [n for n, _ in nodes]
+
+    def _make_ready(self, n: Node, start_step: int, reset: bool) -> None:
+        import shutil
+        tdir = task_dir(self.instance_dir, n.key)
+        if reset:
+            out = os.path.join(self.instance_dir, "output", n.key)
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                os.unlink(os.path.join(tdir, "output-vars"))
+            except FileNotFoundError:
+                pass
+        if n.state == S.COMPLETED:
+            self.graph.uncompleted(n)
+        n.start_step = start_step
+        n.state, n.step, n.message = S.READY, None, None
+        if os.path.isdir(tdir):
+            statefile.write(tdir, S.READY)
+        self.store.touch(n)
+        self.store.transition(n, S.READY, None, now())
+        if n not in self.ready:
+            self.ready.append(n)
+
+    def run_tasks(self, keys, wait: bool = True) -> RunResult | None:
+        """Launch just these (ready) tasks; with wait, until they end. Nothing else is started."""
+        wanted = [self.graph.nodes[k] for k in keys]
+        others = [n for n in self.ready if n not in wanted]
+        self.ready = collections.deque(n for n in wanted if n.state == S.READY)
+        if not wait:  # detached: all at once, they outlive this process
+            self.local.max_parallel = max(self.local.max_parallel, len(self.ready) + self.local.running)
+        try:
+            while self.ready or (wait and self.local.running):
+                self._launch(None, [])
+                self.store.flush()
+                if not wait:
+                    if not self.ready:
+                        break
+                    continue
+                for e in self.local.wait(POLL_RUNNING_EVERY):
+                    self._ingest(self.graph.nodes[e.key], e.returncode)
+        finally:
+            self.ready = collections.deque(others + [n for n in self.ready if n not in others])
+            self.store.flush()
+        if not wait:
+            return None
+        return RunResult(self.graph, [], [])
+
+    def close(self) -> None:
+        """Release the instance (its lock and DB connections)."""
+        self.local.shutdown(kill=False)
+        self.store.close()
+        self.engine.dispose()
+        self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class NullReporter:
     def started(self, orch): pass
     def generated(self, orch, n): pass
@@ -381,32 +476,3 @@ def _launcher_started(tdir: str) -> bool:
 
 __all__ = ["Orchestrator", "RunResult", "DryPipeError"]
 
-
-def _retry_failed(self, reset: bool) -> list[Node]:
-    """Failed, killed and timed-out tasks become ready again: resumed at the failed step, or,
-    with reset, from step 0 with their output dir and variables cleared."""
-    import shutil
-    retried = []
-    for n in self.graph.nodes.values():
-        if n.state not in S.FAILURES:
-            continue
-        if reset:
-            out = os.path.join(self.instance_dir, "output", n.key)
-            shutil.rmtree(out, ignore_errors=True)
-            try:
-                os.unlink(os.path.join(task_dir(self.instance_dir, n.key), "output-vars"))
-            except FileNotFoundError:
-                pass
-            n.start_step = 0
-        else:
-            n.start_step = n.step or 0
-        n.state, n.step, n.message = S.READY, None, None
-        statefile.write(task_dir(self.instance_dir, n.key), S.READY)
-        self.store.touch(n)
-        self.ready.append(n)
-        retried.append(n)
-    self.store.flush()
-    return retried
-
-
-Orchestrator.retry_failed = _retry_failed

@@ -1,0 +1,131 @@
+"""Commands that read an instance: list-states, status, report-execution-times, poll-task, dump-env.
+
+They only read the DB (WAL: never blocking a running orchestrator) and the task dirs."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from .options import instance_dir_option, task_key_option
+
+
+def _instance(d):
+    from ..api import Instance
+    return Instance(d)
+
+
+@click.command("list-states")
+@instance_dir_option
+@click.option("--task-key", "-k", "key_glob", metavar="GLOB", help="Only tasks whose key matches GLOB.")
+@click.option("--state", metavar="STATE", help="Only tasks in STATE (waiting, ready, failed, ...).")
+@click.option("--gen-rsync-list", is_flag=True, hidden=True, help="(array support: not yet available)")
+def list_states(pipeline_instance_dir, key_glob, state, gen_rsync_list):
+    """A table of tasks and their states, with counts per state.
+
+    \b
+    Example:
+      drypipe list-states -pid ./run1 --task-key 'task-for-chunk.*'
+    """
+    from ..reports import render_states
+    if gen_rsync_list:
+        raise click.UsageError("--gen-rsync-list needs Slurm array support, not in this version")
+    tasks = _instance(pipeline_instance_dir).tasks(state=state, key=key_glob)
+    click.echo(render_states(tasks))
+
+
+@click.command("report-execution-times")
+@instance_dir_option
+@click.option("--task-key", "-k", "task_key", metavar="KEY", help="Only this task.")
+@click.option("--filter", "filter_glob", default="*", show_default=True, metavar="GLOB",
+              help="Only tasks whose key matches GLOB.")
+def report_execution_times(pipeline_instance_dir, task_key, filter_glob):
+    """Per task and per step durations, grouped by key prefix, with totals (from the DB).
+
+    \b
+    Example:
+      drypipe report-execution-times -pid ./run1 --filter 'align-*'
+    """
+    from ..reports import render_execution_times
+    inst = _instance(pipeline_instance_dir)
+    tasks = [t for t in inst.tasks(key=filter_glob) if task_key is None or t.key == task_key]
+    click.echo(render_execution_times(tasks, inst.transitions()))
+
+
+@click.command()
+@instance_dir_option
+@click.option("--watch", "-w", is_flag=True, help="Refresh every --interval seconds until Ctrl-C, "
+                                                   "or until no orchestrator runs on the instance.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1))
+def status(pipeline_instance_dir, watch, interval):
+    """Live counts per state and the running and failed tasks; safe beside a running `drypipe run`.
+
+    \b
+    Example (in a second terminal):
+      drypipe status -pid ./run1 --watch
+    """
+    inst = _instance(pipeline_instance_dir)
+    tty = sys.stdout.isatty()
+    while True:
+        text = _status_text(inst)
+        if watch and tty:
+            click.echo("\033[H\033[J" + text)
+        else:
+            click.echo(text)
+        if not watch or inst.running_orchestrator is None:
+            return
+        time.sleep(interval)  # a display refresh, not a wait on a condition
+
+
+def _status_text(inst) -> str:
+    from ..reports import fmt_seconds, state_counts_line
+    from ..state import states as S
+    tasks = inst.tasks()
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    pid = inst.running_orchestrator
+    lines = [f"{inst.instance_dir}: {'orchestrator running (pid %s)' % pid if pid else 'no orchestrator running'}",
+             f"{len(tasks)} tasks: {state_counts_line(counts)}"]
+    now = time.time()
+    running = [t for t in tasks if t.state in S.ACTIVE]
+    if running:
+        lines.append(f"running ({len(running)}):")
+        lines += [f"  {t.key}  {t.state_name}  {fmt_seconds(now - (t.started_at or t.launched_at or now))}"
+                  for t in running[:20]]
+        if len(running) > 20:
+            lines.append(f"  ... and {len(running) - 20} more")
+    failed = [t for t in tasks if t.state in S.FAILURES]
+    if failed:
+        lines.append(f"failed ({len(failed)}):")
+        lines += [f"  {t.key}  {t.state_name}  {t.message or ''}  {t.out_log}" for t in failed[:20]]
+    return "\n".join(lines)
+
+
+@click.command("poll-task")
+@instance_dir_option
+@task_key_option
+def poll_task(pipeline_instance_dir, task_key):
+    """Print the state of a task, as its state file says (used to poll remote tasks)."""
+    from ..state import statefile
+    tdir = os.path.join(pipeline_instance_dir, ".drypipe", task_key)
+    name = statefile.read(tdir)
+    if name is None:
+        name = _instance(pipeline_instance_dir).task(task_key).state_name
+    click.echo(name)
+
+
+@click.command("dump-env")
+@instance_dir_option
+@task_key_option
+def dump_env(pipeline_instance_dir, task_key):
+    """Print the environment of a task (its task-env.sh), for debugging."""
+    path = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task-env.sh")
+    if not os.path.exists(path):
+        _instance(pipeline_instance_dir).task(task_key)  # a clear error for an unknown key
+        raise click.ClickException(f"task {task_key!r} has not been launched yet: its environment "
+                                   "is written when its inputs are ready")
+    with open(path) as f:
+        click.echo(f.read(), nl=False)

@@ -1,0 +1,119 @@
+"""Commands that act on tasks: restart, task, call, upgrade-drypipe."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+
+from .options import instance_dir_option, task_key_option
+
+
+@click.command()
+@instance_dir_option
+@task_key_option
+@click.option("--at-step", type=click.IntRange(min=0), help="Restart at this step (zero based).")
+@click.option("--reset", is_flag=True, help="Restart from the first step, clearing the task's output dir.")
+@click.option("--wait", is_flag=True, help="Wait for the task to end (else it runs detached; the "
+                                           "next `drypipe run` picks up its result).")
+@click.option("--from-remote", is_flag=True, hidden=True)
+def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
+    """Restart a task at its last unsuccessful step (a completed task restarts from step 0).
+
+    \b
+    Example:
+      drypipe restart -pid ./run1 --task-key align-3 --wait
+    """
+    from ..api import Instance
+    res = Instance(pipeline_instance_dir).restart([task_key], at_step=at_step, reset=reset, wait=wait)
+    _report_one(pipeline_instance_dir, task_key, res)
+
+
+@click.command()
+@instance_dir_option
+@task_key_option
+@click.option("--wait", is_flag=True, default=True, hidden=True, help="(always: runs in the foreground)")
+@click.option("--tail", is_flag=True, help="Show the task's out.log as it runs.")
+@click.option("--by-runner", is_flag=True, hidden=True)
+@click.option("--from-remote", is_flag=True, hidden=True)
+@click.option("--ssh-remote-dest", hidden=True)
+def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ssh_remote_dest):
+    """Run one task in the foreground (from its failed step, else from step 0).
+
+    \b
+    Example:
+      drypipe task -pid ./run1 --task-key t2 --tail
+    """
+    from ..api import Instance
+    inst = Instance(pipeline_instance_dir)
+    tailer = None
+    if tail:
+        log = os.path.join(inst.instance_dir, ".drypipe", task_key, "out.log")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        open(log, "a").close()
+        tailer = subprocess.Popen(["tail", "-n", "0", "-F", log], stderr=subprocess.DEVNULL)
+    try:
+        res = inst.restart([task_key], wait=True)
+    finally:
+        if tailer is not None:
+            tailer.terminate()
+    _report_one(pipeline_instance_dir, task_key, res)
+
+
+def _report_one(instance_dir, key, res):
+    from ..api import Instance
+    t = Instance(instance_dir).task(key)
+    if res is None:
+        click.echo(f"task {key}: launched (job {t.job_id})")
+        return
+    click.echo(f"task {key}: {t.state_name}" + (f" - {t.message}" if t.message else ""), err=True)
+    if t.state != "completed":
+        click.echo(f"log: {t.out_log}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@instance_dir_option
+@task_key_option
+@click.argument("module_function", metavar="MODULE:FUNCTION")
+def call(pipeline_instance_dir, task_key, module_function):
+    """Call a python function with a task's arguments bound (inputs, outputs, DryPipe variables);
+    print what it returns. For debugging a python call outside the pipeline."""
+    import importlib
+    from ..runtime.pycall import bind_arguments
+    from ..api import Instance
+    if ":" not in module_function:
+        raise click.UsageError(f"{module_function!r}: expected MODULE:FUNCTION")
+    inst = Instance(pipeline_instance_dir)
+    info = inst.task(task_key)
+    env_file = os.path.join(info.task_dir, "task-env.sh")
+    if not os.path.exists(env_file):
+        raise click.ClickException(f"task {task_key!r} has not been launched yet: no environment")
+    out = subprocess.run(["bash", "-c", '__pipeline_instance_dir="$1"; . "$2"; env -0',
+                          "_", inst.instance_dir, env_file], capture_output=True, check=True).stdout
+    env = dict(item.split("=", 1) for item in out.decode("utf-8", "surrogateescape").split("\0") if "=" in item)
+    mod_name, fn_name = module_function.split(":", 1)
+    code_dir = env.get("__pipeline_code_dir")
+    for p in (os.getcwd(), code_dir):
+        if p and p not in sys.path:
+            sys.path.insert(0, p)
+    f = getattr(importlib.import_module(mod_name), fn_name)
+    os.environ.update(env)
+    result = f(**bind_arguments(f, info.spec, env))
+    click.echo(repr(result))
+
+
+@click.command("upgrade-drypipe")
+@instance_dir_option
+def upgrade_drypipe(pipeline_instance_dir):
+    """Apply the database migrations of this DryPipe version to an existing instance."""
+    from ..state import db
+    path = db.db_path(pipeline_instance_dir)
+    before = db.current_revision(path) if os.path.exists(path) else None
+    db.open_db(pipeline_instance_dir, create=False, upgrade=True).dispose()
+    after = db.current_revision(path)
+    if before == after:
+        click.echo(f"{pipeline_instance_dir}: database already at revision {after}")
+    else:
+        click.echo(f"{pipeline_instance_dir}: database upgraded from revision {before} to {after}")
