@@ -61,6 +61,6 @@ def state_files(instance: Path) -> dict[str, list[str]]:
     out = {}
     d = instance / ".drypipe"
     for t in sorted(d.iterdir()):
-        if t.is_dir():
+        if t.is_dir() and not t.name.startswith("_"):  # _runtime: shared launcher code
             out[t.name] = sorted(p.name for p in t.iterdir() if p.name.startswith("state."))
     return out

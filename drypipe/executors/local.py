@@ -17,6 +17,7 @@ import subprocess
 from .base import Ended, Executor
 
 SPAWNER = r'''set -m
+. "$1" || exit 2
 while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
   ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
   echo "$!"
@@ -25,18 +26,26 @@ done
 
 
 class Spawner:
-    def __init__(self):
-        self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER],
+    """A bash that has sourced the task runtime (its functions and builtins) once, and forks
+    a subshell per task: `( . TASK run STEP ) &`, echoing the pid back."""
+
+    def __init__(self, runtime: str):
+        self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER, "drypipe-spawner", runtime],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
     def spawn_many(self, items: list[tuple[str, int]]) -> list[int]:
-        if any("\t" in s or "\n" in s for s, _ in items):
-            raise ValueError("task paths may not contain tabs or newlines")
+        """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone."""
         data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape")
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
-        return [int(self.proc.stdout.readline()) for _ in items]
+        pids = []
+        for _ in items:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise EOFError("the task spawner exited")
+            pids.append(int(line))
+        return pids
 
     def close(self):
         try:
@@ -49,7 +58,8 @@ class Spawner:
 class LocalExecutor(Executor):
     name = "process"
 
-    def __init__(self, max_parallel: int | None = None):
+    def __init__(self, runtime: str, max_parallel: int | None = None):
+        self.runtime = runtime
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self._sel = selectors.DefaultSelector()
         self._procs: dict[int, tuple[str, int]] = {}
@@ -70,9 +80,16 @@ class LocalExecutor(Executor):
         """items: (key, task script, start step); returns the pids as job ids."""
         if not items:
             return []
-        if self._spawner is None or self._spawner.proc.poll() is not None:
-            self._spawner = Spawner()
-        pids = self._spawner.spawn_many([(script, step) for _, script, step in items])
+        lines = [(script, step) for _, script, step in items]
+        if any("\t" in s or "\n" in s for s, _ in lines):  # keys cannot have them; instance dirs might
+            raise ValueError("the instance directory path may not contain tabs or newlines")
+        if self._spawner is None:
+            self._spawner = Spawner(self.runtime)
+        try:
+            pids = self._spawner.spawn_many(lines)
+        except (BrokenPipeError, EOFError):  # the spawner died (killed by hand?): start another
+            self._spawner = Spawner(self.runtime)
+            pids = self._spawner.spawn_many(lines)
         for (key, _, _), pid in zip(items, pids):
             if not self._watch(key, pid):
                 self._ended_early.append(Ended(key, None))

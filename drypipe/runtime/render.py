@@ -75,14 +75,36 @@ def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir
     return "\n".join(lines) + "\n"
 
 
-def render_task_script(key: str, spec: dict, python: str, builtins: str | None) -> str:
-    """The `task` launcher: per-task step functions and checks, then the static runner."""
+RUNTIME_REL = ".drypipe/_runtime/task-runner.sh"
+
+_TASK_PROLOGUE = """#!/usr/bin/env bash
+# DryPipe task {key}: ./task [run [STEP]] | kill | tail | ps | env
+__drypipe_s=${{BASH_SOURCE[0]}}
+case $__drypipe_s in */*) __task_dir=${{__drypipe_s%/*}} ;; *) __task_dir=. ;; esac
+cd -- "$__task_dir" || {{ echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }}
+__task_dir=$PWD
+__pipeline_instance_dir=${{__task_dir%/.drypipe/*}}
+export __pipeline_instance_dir"""
+
+_TASK_EPILOGUE = f"""[[ -n ${{__drypipe_runner_loaded:-}} ]] || . "$__pipeline_instance_dir"/{RUNTIME_REL} || exit 2
+__drypipe_main "$@"
+"""
+
+
+def render_runtime(builtins: str | None) -> str:
+    """.drypipe/_runtime/task-runner.sh: the functions shared by all launchers of an instance."""
+    return f"__drypipe_builtins={q(builtins or '')}\n" + runner_body()
+
+
+def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_json: str) -> str:
+    """The `task` launcher: locate the task dir, define its steps and checks, run the runtime.
+
+    It carries its environment (task-env.sh) and configuration (task-conf.json) and writes
+    them when it starts: one file for the orchestrator to write, and a self-contained task."""
     outputs = spec["outputs"]
     out_vars = [n for n, o in outputs.items() if o["kind"] == "var"]
     head = [
-        "#!/usr/bin/env bash",
-        f"# DryPipe task {key}: ./task [run [STEP]] | kill | tail | ps | env",
-        f"__drypipe_builtins={q(builtins or '')}",
+        _TASK_PROLOGUE.format(key=key.replace("\n", " ")),
         f"__drypipe_python={q(python)}",
         f"__drypipe_n_steps={len(spec['steps'])}",
         f"__drypipe_output_vars={q(' '.join(out_vars))}",
@@ -110,7 +132,10 @@ def render_task_script(key: str, spec: dict, python: str, builtins: str | None) 
         head.append(f"__drypipe_user_step_{n}() {{\n{body}\n}}")
         head.append(f"__drypipe_step_{n}() ( set -eo pipefail; trap '__drypipe_capture $?' EXIT; "
                     f"__drypipe_user_step_{n} )")
-    return "\n".join(head) + "\n" + runner_body()
+    head.append(f"__drypipe_env={q(env_text)}")
+    head.append(f"__drypipe_conf={q(conf_json)}")
+    head.append(_TASK_EPILOGUE)
+    return "\n".join(head)
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode

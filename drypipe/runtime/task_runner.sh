@@ -1,15 +1,11 @@
-# ---- DryPipe task launcher (static part) -------------------------------------------------
+# ---- DryPipe task runtime: the functions of every task launcher of an instance ----------
+# Installed as .drypipe/_runtime/task-runner.sh; each .drypipe/<key>/task defines its own
+# steps and checks, then calls __drypipe_main (this file is preloaded by the local spawner,
+# so a forked task neither re-reads it nor reloads the builtins).
 # Usage: task [run [STEP]] | kill | tail | ps | env | help
 # Run: executes the task's steps from STEP (default 0) and reports progress by renaming its
 # one state file (state.step-started.N, state.completed, state.failed.N, state.killed.N) and
 # appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
-
-__drypipe_s=${BASH_SOURCE[0]}
-case $__drypipe_s in */*) __task_dir=${__drypipe_s%/*} ;; *) __task_dir=. ;; esac
-cd -- "$__task_dir" || { echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }
-__task_dir=$PWD
-__pipeline_instance_dir=${__task_dir%/.drypipe/*}
-export __pipeline_instance_dir
 
 if [[ -n ${__drypipe_builtins:-} ]] && enable -f "$__drypipe_builtins" drypipe_rename drypipe_rmdir drypipe_mkdir 2>/dev/null; then
   :
@@ -18,8 +14,7 @@ else
   drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
   drypipe_mkdir() { mkdir -p -- "$1"; }
 fi
-
-. "$__task_dir/task-env.sh"
+__drypipe_runner_loaded=1
 
 __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one open, no fork)
   if [[ -n ${__drypipe_logging:-} ]]; then
@@ -114,6 +109,7 @@ __drypipe_run() {
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID"
+  drypipe_mkdir "$__task_output_dir"
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
   if (( __drypipe_start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
@@ -134,6 +130,13 @@ __drypipe_run() {
   exit 0
 }
 
+__drypipe_main() {
+if [[ ${1:-run} == run ]]; then  # (re)write the files users and python steps read
+  printf '%s' "$__drypipe_env" > "$__task_dir/task-env.sh"
+  printf '%s' "$__drypipe_conf" > "$__task_dir/task-conf.json"
+fi
+eval "$__drypipe_env"
+unset __drypipe_env __drypipe_conf
 case ${1:-run} in
   run) __drypipe_run "${2:-0}" ;;
   kill)
@@ -143,7 +146,8 @@ case ${1:-run} in
   ps)
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded" >&2; exit 1; }
     exec ps -o pid,ppid,etime,args -g "$pid" ;;
-  env) . "$__task_dir/task-env.sh"; __drypipe_load_vars; env | grep -v '^__drypipe' | sort ;;
+  env) __drypipe_load_vars; env | grep -v '^__drypipe' | sort ;;
   help|-h|--help) echo "usage: task [run [STEP]] | kill | tail | ps | env" ;;
   *) echo "usage: task [run [STEP]] | kill | tail | ps | env" >&2; exit 2 ;;
 esac
+}

@@ -1,6 +1,8 @@
-"""Writing a task's directory just before it is launched: `task`, `task-env.sh`,
-`task-conf.json` and its state file. Done at launch, not at generation, because a task's
-environment holds the values of its upstream variables, known only once they completed."""
+"""Writing a task's directory just before it is launched: the `task` launcher (which carries
+its environment and configuration, and writes `task-env.sh` and `task-conf.json` when it
+starts) and its state file. Done at launch, not at generation, because a task's environment
+holds the values of its upstream variables, known only once they completed; and kept to two
+files because file creation is what the orchestrator spends most of its time on."""
 from __future__ import annotations
 
 import os
@@ -18,8 +20,6 @@ def _write(path: str, text: str, mode: int) -> None:
         os.write(fd, text.encode("utf-8", "surrogateescape"))
     finally:
         os.close(fd)
-    if mode & 0o100:
-        os.chmod(path, mode)
 
 
 def task_dir(instance_dir: str, key: str) -> str:
@@ -38,6 +38,25 @@ class Materializer:
         self.graph = graph
         self.builtins = render.builtins_path()
         self._python_paths: dict[str, list[str]] = {}
+        self.fresh = False  # did the last materialize() create the task dir?
+
+    @property
+    def runtime_path(self) -> str:
+        return os.path.join(self.instance_dir, render.RUNTIME_REL)
+
+    def install_runtime(self) -> str:
+        """Write .drypipe/_runtime/task-runner.sh (when its content changed); return its path."""
+        path = self.runtime_path
+        text = render.render_runtime(self.builtins)
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    return path
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write(path + ".tmp", text, 0o644)
+        os.replace(path + ".tmp", path)
+        return path
 
     def python_path(self, spec: dict) -> list[str]:
         mods = tuple(s["module"] for s in spec["steps"] if s["kind"] == "python")
@@ -72,19 +91,16 @@ class Materializer:
         key, spec = node.key, node.spec
         tdir = task_dir(self.instance_dir, key)
         try:
-            os.mkdir(os.path.join(self.instance_dir, "output", key))
-        except FileExistsError:
-            pass
-        try:
             os.mkdir(tdir)
             current = None
+            self.fresh = True
         except FileExistsError:
             current = statefile.read(tdir)
+            self.fresh = False
         script = os.path.join(tdir, "task")
-        _write(os.path.join(tdir, "task-env.sh"), self.env_text(node), 0o644)
         _write(script, render.render_task_script(key, spec, node.conf.python_bin or sys.executable,
-                                                    self.builtins), 0o755)
-        _write(os.path.join(tdir, "task-conf.json"), render.render_task_conf(key, spec, node.conf), 0o644)
+                                                 self.env_text(node),
+                                                 render.render_task_conf(key, spec, node.conf)), 0o755)
         statefile.write(tdir, state, current)
         return script
 
