@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# The test command of `make test` and CI: starts the services the integration tests need
-# (when root), runs pytest, and stops the services again.
+# The test command of `make test` and CI. As root it first installs and starts the services
+# the integration tests talk to (a single-node Slurm, a private sshd on loopback), and stops
+# them again at the end. Their files live under /var/tmp so that the slurm, munge and
+# drypipe-remote users can reach them wherever the repository was cloned.
 set -uo pipefail
 BIN=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
-"$BIN/python" -m pytest -q
-rc=$?
-exit $rc
+export DRYPIPE_TEST_SERVICES=${DRYPIPE_TEST_SERVICES:-/var/tmp/drypipe-test-services}
+
+if [[ $(id -u) == 0 ]]; then
+  if ! scripts/services-up.sh >/dev/null; then
+    echo "run-tests: starting Slurm and sshd failed (see above)" >&2
+    exit 1
+  fi
+  trap 'scripts/services-down.sh >/dev/null 2>&1' EXIT
+else
+  echo "run-tests: not root: Slurm and sshd are not started; their tests will be skipped" >&2
+fi
+
+"$BIN/python" -m pytest -q -p no:cacheprovider
