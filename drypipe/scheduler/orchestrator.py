@@ -17,7 +17,7 @@ import time
 from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
-from ..executors.local import LocalExecutor, launcher_pid_from_log
+from ..executors.local import LocalExecutor, running_launchers
 from ..runtime.render import parse_output_vars
 from ..state import db, statefile
 from ..state import states as S
@@ -103,11 +103,12 @@ class Orchestrator:
         self.store.flush()
 
     def _reattach(self, active: list[Node]) -> None:
-        """Tasks the DB says are running: watch those still alive, ingest the others."""
+        """Tasks the DB says are running (an earlier orchestrator died): watch those whose
+        launcher still runs, ingest the others (relaunched if they never started)."""
+        launchers = running_launchers(self.instance_dir, self.materializer.runtime_path)
         for n in active:
-            tdir = task_dir(self.instance_dir, n.key)
-            pid = launcher_pid_from_log(tdir)
-            if pid is not None and self.local.attach(n.key, str(pid), tdir):
+            pid = launchers.get(n.key)
+            if pid is not None and self.local.attach(n.key, str(pid), task_dir(self.instance_dir, n.key)):
                 if n.job_id != str(pid):
                     n.job_id = str(pid)
                     self.store.touch(n)
@@ -337,6 +338,10 @@ class Orchestrator:
                 self._ingest(self.graph.nodes[e.key], e.returncode)
 
     def _unsatisfied_waits(self) -> list[str]:
+        """Waits that nothing can satisfy: reported only when no task failed (else a wait may
+        just be downstream of the failure)."""
+        if any(n.state in S.FAILURES for n in self.graph.nodes.values()):
+            return []
         out = []
         for (kind, items), (need, satisfiable) in zip(self.blocked_waits, self._glob_waits):
             failed = [k for k in need if self.graph.state_of(k) in S.FAILURES]
