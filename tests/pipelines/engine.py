@@ -111,3 +111,8 @@ def raises(dsl):
 
 def pipeline_factory():
     return DryPipe.create_pipeline(static_chain)
+
+
+def thousand(dsl):
+    for i in range(int(os.environ.get("N_TASKS", "1000"))):
+        yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls("echo $i > $out")()
