@@ -227,3 +227,26 @@ def test_task_launcher_can_be_run_by_hand(instance_dir):
     assert (instance_dir / "output" / "env" / "env.txt").exists()
     env = subprocess.run([str(task), "env"], capture_output=True, text=True, timeout=30).stdout
     assert f"__task_output_dir={instance_dir}/output/env" in env and "MY_SETTING=it's set" in env
+
+
+def test_no_python_interpreter_between_orchestrator_and_a_bash_step(instance_dir):
+    """The launcher of a bash task is bash: nothing but bash from the orchestrator to the step."""
+    proc = subprocess.Popen([sys.executable, "-m", "drypipe", "run", "-q", "-pid", str(instance_dir),
+                             "--generator", f"{GEN}:ancestry"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, ORCH_PID="0"))
+    # ORCH_PID is only known once started: the walk stops at pid 1 or at the orchestrator anyway
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    chain = (instance_dir / "output" / "who" / "chain.txt").read_text().split()
+    python_at = next(i for i, name in enumerate(chain) if name.startswith("python"))
+    assert chain[:python_at] and set(chain[:python_at]) == {"bash"}, chain
+
+
+def test_verbose_shows_events_and_error_tracebacks(instance_dir):
+    res = run(instance_dir, "static_chain", "--until", "c-2", env={"CHAIN_LENGTH": "3"})
+    assert "task c-0: completed" not in res.stderr
+    res = drypipe("-v", "run", "-pid", instance_dir, "--generator", f"{GEN}:static_chain", cwd=REPO,
+                  env={"CHAIN_LENGTH": "3"}, check=True)
+    assert "task c-2: completed" in res.stderr
+    res = drypipe("-v", "run", "-pid", instance_dir, "--generator", f"{GEN}:raises", cwd=REPO)
+    assert res.returncode == 2 and "Traceback" in res.stderr and "ValueError: bad dataset row 7" in res.stderr

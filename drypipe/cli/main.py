@@ -22,7 +22,7 @@ class DryPipeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DryPipeError as e:
-            log.debug("traceback", exc_info=True)
+            log.info("traceback of the error below:", exc_info=True)  # shown with -v
             click.echo(f"drypipe: error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:

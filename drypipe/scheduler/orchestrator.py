@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import gc
 import json
+import logging
 import os
 import time
 
@@ -28,6 +29,7 @@ from .materialize import Materializer, task_dir
 from .tasklog import read_transitions
 
 POLL_RUNNING_EVERY = 2.0
+log = logging.getLogger("drypipe.orchestrator")
 
 
 class RunResult:
@@ -169,6 +171,8 @@ class Orchestrator:
             store.add_task(n, dumps(n.spec))
         self.blocked_waits = gen.blocked_waits
         self._index_glob_waits()
+        log.info("generator yielded %d tasks, %d new; %d waits blocked", len(gen.tasks), len(new),
+                 len(self.blocked_waits))
         return new
 
     def _index_glob_waits(self) -> None:
@@ -260,6 +264,8 @@ class Orchestrator:
             return
         pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch])
         for (n, _), pid in zip(batch, pids):
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("launched %s (pid %s, from step %d)", n.key, pid, n.start_step)
             n.job_id = pid
             n.start_step = 0
             self.store.touch(n)
@@ -311,6 +317,7 @@ class Orchestrator:
                 self.ready.append(d)
             self._on_completed_for_waits(n.key)
         self.store.touch(n)
+        log.info("task %s: %s%s", n.key, n.state_name, f" ({n.message})" if n.message else "")
         self.reporter.task_ended(self, n)
 
     def _poll_running(self) -> None:

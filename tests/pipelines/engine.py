@@ -116,3 +116,14 @@ def pipeline_factory():
 def thousand(dsl):
     for i in range(int(os.environ.get("N_TASKS", "1000"))):
         yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls("echo $i > $out")()
+
+
+def ancestry(dsl):
+    # every process between the step and the orchestrator, by name
+    yield dsl.task(key="who").outputs(chain=dsl.file("chain.txt")).calls("""
+pid=$BASHPID
+while [[ $pid != "$ORCH_PID" && $pid -gt 1 ]]; do
+  echo "$(cat /proc/$pid/comm)" >> $chain
+  pid=$(awk '{print $4}' /proc/$pid/stat)
+done
+""")()
