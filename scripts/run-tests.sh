@@ -7,6 +7,8 @@ set -uo pipefail
 BIN=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
 export DRYPIPE_TEST_SERVICES=${DRYPIPE_TEST_SERVICES:-/var/tmp/drypipe-test-services}
+# a small MaxArraySize, so that tests of 200 Slurm tasks exercise the chunking of arrays
+export SLURM_MAX_ARRAY_SIZE=${SLURM_MAX_ARRAY_SIZE:-100}
 
 if [[ $(id -u) == 0 ]]; then
   if ! scripts/services-up.sh >/dev/null; then

@@ -49,6 +49,17 @@ def cli(ctx, verbose, very_verbose, dry_run):
     ctx.obj = {"dry_run": dry_run, "verbose": verbose or very_verbose}
 
 
+def parse_sleep_schedule(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected seconds separated by commas, e.g. 0,1,3,5",
+                                 param_hint="--sleep-schedule") from None
+    if not values or any(v < 0 for v in values):
+        raise click.BadParameter(f"{text!r}: expected non-negative seconds", param_hint="--sleep-schedule")
+    return values
+
+
 def _load(generator):
     from ..dsl.pipeline import load_pipeline
     if not generator:
@@ -83,7 +94,7 @@ def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_fail
     pipeline = _load(generator)
     reporter = ConsoleReporter(quiet=quiet)
     with Orchestrator(pipeline_instance_dir, pipeline, generator_spec=generator, max_parallel=jobs,
-                      reporter=reporter) as orch:
+                      reporter=reporter, sleep_schedule=parse_sleep_schedule(sleep_schedule)) as orch:
         if restart_failed or reset_failed:
             orch.retry_failed(reset=reset_failed)
         if ctx.obj["dry_run"]:
@@ -124,8 +135,10 @@ def prepare(pipeline_instance_dir, generator, until, sleep_schedule):
 def _register():
     from . import inspect as _inspect
     from . import tasks as _tasks
+    from . import slurm as _slurm
     for cmd in (_inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
-                _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe):
+                _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
+                _slurm.sbatch_gen, _slurm.sbatch):
         cli.add_command(cmd)
 
 

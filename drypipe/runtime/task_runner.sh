@@ -108,7 +108,7 @@ __drypipe_run() {
   local __drypipe_start=${1:-0} __drypipe_rc
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
-  __drypipe_log "start step=$__drypipe_start pid=$BASHPID"
+  __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
   drypipe_mkdir "$__task_output_dir"
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
@@ -140,6 +140,10 @@ unset __drypipe_env __drypipe_conf
 case ${1:-run} in
   run) __drypipe_run "${2:-0}" ;;
   kill)
+    if [[ -f $__task_dir/slurm-job ]]; then  # a Slurm job: cancel it (pending or running)
+      read -r __drypipe_job < "$__task_dir/slurm-job"
+      exec scancel "$__drypipe_job"
+    fi
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded (never started?)" >&2; exit 1; }
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" ;;
   tail) exec tail -n 50 -F "$__task_dir/out.log" "$__task_dir/drypipe.log" ;;

@@ -86,7 +86,7 @@ class Materializer:
         return render.render_env(node.key, spec, node.conf, self.instance_dir, self.code_dir,
                                  self.containers_dir, self.upstream_values(spec), self.python_path(spec))
 
-    def materialize(self, node, state: str) -> str:
+    def materialize(self, node, state: str, slurm: bool = False) -> str:
         """Write the task dir of node with state file `state`; return the `task` script path."""
         key, spec = node.key, node.spec
         tdir = task_dir(self.instance_dir, key)
@@ -101,6 +101,9 @@ class Materializer:
         _write(script, render.render_task_script(key, spec, node.conf.python_bin or sys.executable,
                                                  self.env_text(node),
                                                  render.render_task_conf(key, spec, node.conf)), 0o755)
+        if slurm:
+            from ..executors.slurm_text import render_task_sbatch_script
+            _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)
         statefile.write(tdir, state, current)
         return script
 

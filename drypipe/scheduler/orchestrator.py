@@ -19,6 +19,7 @@ from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
 from ..executors.local import LocalExecutor, running_launchers
+from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, ended_state
 from ..runtime.render import parse_output_vars
 from ..state import db, statefile
 from ..state import states as S
@@ -53,7 +54,7 @@ class RunResult:
 
 class Orchestrator:
     def __init__(self, instance_dir: str, pipeline: Pipeline | None = None, generator_spec: str | None = None,
-                 max_parallel: int | None = None, reporter=None):
+                 max_parallel: int | None = None, reporter=None, sleep_schedule=None):
         self.instance_dir = os.path.abspath(instance_dir)
         self.pipeline = pipeline
         self.reporter = reporter or NullReporter()
@@ -74,6 +75,7 @@ class Orchestrator:
             containers_dir = self.meta.get("containers_dir") or None
         self.materializer = Materializer(self.instance_dir, code_dir, containers_dir, self.graph)
         self.local = LocalExecutor(self.materializer.install_runtime(), max_parallel)
+        self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.ready: collections.deque[Node] = collections.deque()
         self.blocked_waits: list = []
         self._glob_waits: list[list] = []
@@ -107,7 +109,14 @@ class Orchestrator:
     def _reattach(self, active: list[Node]) -> None:
         """Tasks the DB says are running (an earlier orchestrator died): watch those whose
         launcher still runs, ingest the others (relaunched if they never started)."""
-        launchers = running_launchers(self.instance_dir, self.materializer.runtime_path)
+        slurm = [n for n in active if n.executer_type == "slurm"]
+        for n in slurm:
+            if n.job_id:
+                self.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
+            else:
+                self._ingest(n, None)
+        active = [n for n in active if n.executer_type != "slurm"]
+        launchers = running_launchers(self.instance_dir, self.materializer.runtime_path) if active else {}
         for n in active:
             pid = launchers.get(n.key)
             if pid is not None and self.local.attach(n.key, str(pid), task_dir(self.instance_dir, n.key)):
@@ -220,13 +229,11 @@ class Orchestrator:
                         self.reporter.generated(self, len(new))
                 self._launch(until, held)  # one commit per round, before any spawn
                 self.reporter.progress(self)
-                if self.local.running == 0:
+                if self.local.running == 0 and self.slurm.running == 0:
                     if self._regenerate and self.pipeline is not None:
                         continue
                     break
-                ended = self.local.wait(POLL_RUNNING_EVERY)
-                for e in ended:
-                    self._ingest(self.graph.nodes[e.key], e.returncode)
+                self._wait_and_ingest()
                 if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
                     self._poll_running()
                     last_poll = time.monotonic()
@@ -241,25 +248,52 @@ class Orchestrator:
         self.reporter.finished(self, result)
         return result
 
+    def _wait_and_ingest(self) -> None:
+        """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
+        timeout = POLL_RUNNING_EVERY
+        if self.slurm.running:
+            timeout = min(timeout, self.slurm.next_poll_in())
+        if self.local.running:
+            ended = self.local.wait(timeout)
+        else:
+            time.sleep(timeout)  # only Slurm jobs run: wait for the next poll
+            ended = []
+        for e in ended:
+            self._ingest(self.graph.nodes[e.key], e.returncode)
+        for e in self.slurm.poll():
+            self._ingest(self.graph.nodes[e.key], None, slurm=e)
+
     def _launch(self, until: str | None, held: list[str]) -> None:
-        """Materialize ready tasks up to capacity, commit the round, then spawn them."""
+        """Materialize ready tasks up to capacity, commit the round, then start them:
+        local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
         capacity = self.local.capacity()
-        batch = []
+        batch, slurm_batch = [], []
         t = now()
-        while capacity > 0 and self.ready:
+        kept: list[Node] = []
+        while self.ready and (capacity > 0 or any(n.executer_type == "slurm" for n in self.ready)):
             n = self.ready.popleft()
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
-            script = self.materializer.materialize(n, S.LAUNCHED)
+            is_slurm = n.executer_type == "slurm"
+            if not is_slurm and capacity <= 0:
+                kept.append(n)
+                continue
+            script = self.materializer.materialize(n, S.LAUNCHED, slurm=is_slurm)
             n.state, n.step, n.launched_at, n.started_at, n.ended_at, n.message = \
                 S.LAUNCHED, None, t, None, None, None
             n.log_offset = 0 if self.materializer.fresh else _log_size(os.path.dirname(script))
             self.store.touch(n)
             self.store.transition(n, S.LAUNCHED, None, t)
-            batch.append((n, script))
-            capacity -= 1
-        self.store.flush()  # the DB says `launched` before the process exists
+            if is_slurm:
+                slurm_batch.append(n)
+            else:
+                batch.append((n, script))
+                capacity -= 1
+        self.ready.extendleft(reversed(kept))
+        self.store.flush()  # the DB says `launched` before the process (or job) exists
+        if slurm_batch:
+            self._submit_slurm(slurm_batch)
         if not batch:
             return
         pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch])
@@ -270,14 +304,61 @@ class Orchestrator:
             n.start_step = 0
             self.store.touch(n)
 
-    def _ingest(self, n: Node, returncode) -> None:
-        """The task's process is over: take its final state from its state file."""
+    def _submit_slurm(self, nodes: list[Node]) -> None:
+        """One sbatch per TaskConf and MaxArraySize chunk."""
+        groups: dict[int, list[Node]] = {}
+        for n in nodes:
+            groups.setdefault(n.conf_id, []).append(n)
+        size = self.slurm.max_array_size()
+        for group in groups.values():
+            for chunk in _chunks(group, size):
+                array_dir = self._new_array_dir()
+                try:
+                    ids = self.slurm.submit_array(chunk[0].conf, [(n.key, n.start_step) for n in chunk], array_dir)
+                except DryPipeError as e:
+                    for n in chunk:
+                        self._fail_unlaunched(n, str(e))
+                    continue
+                for n, jid in zip(chunk, ids):
+                    n.job_id, n.start_step = jid, 0
+                    self.store.touch(n)
+                    _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), jid + "\n")
+        self.store.flush()
+
+    def _new_array_dir(self) -> str:
+        base = os.path.join(self.instance_dir, ".drypipe", "_arrays")
+        os.makedirs(base, exist_ok=True)
+        if not hasattr(self, "_array_seq"):
+            self._array_seq = 1 + max((int(d) for d in os.listdir(base) if d.isdigit()), default=0)
+        path = os.path.join(base, str(self._array_seq))
+        self._array_seq += 1
+        return path
+
+    def _fail_unlaunched(self, n: Node, message: str) -> None:
+        tdir = task_dir(self.instance_dir, n.key)
+        statefile.write(tdir, S.format(S.FAILED, n.start_step))
+        n.state, n.step, n.message, n.ended_at = S.FAILED, n.start_step, message, now()
+        self.store.touch(n)
+        self.store.transition(n, S.FAILED, n.step, n.ended_at)
+        self.reporter.task_ended(self, n)
+
+    def _ingest(self, n: Node, returncode, slurm=None) -> None:
+        """The task's process (or job) is over: take its final state from its state file
+        (and, for a Slurm job, from what Slurm says happened to it)."""
         tdir = task_dir(self.instance_dir, n.key)
         transitions, n.log_offset, message = read_transitions(tdir, n.log_offset)
         if transitions and transitions[-1][1] in S.TERMINAL:  # logged right after its rename
             name = S.format(transitions[-1][1], transitions[-1][2])
         else:
             name = statefile.read(tdir)
+        if slurm is not None:
+            state, step, slurm_message = ended_state(name, slurm, n.step)
+            new_name = S.format(state, step)
+            if new_name != name:
+                statefile.write(tdir, new_name, name)
+                self.store.transition(n, state, step, now())
+                name = new_name
+            message = slurm_message or message
         for at, state, step in transitions:
             self.store.transition(n, state, step, at)
             if state == S.STEP_STARTED and n.started_at is None:
@@ -429,15 +510,14 @@ class Orchestrator:
         if not wait:  # detached: all at once, they outlive this process
             self.local.max_parallel = max(self.local.max_parallel, len(self.ready) + self.local.running)
         try:
-            while self.ready or (wait and self.local.running):
+            while self.ready or (wait and (self.local.running or self.slurm.running)):
                 self._launch(None, [])
-                self.store.flush()
                 if not wait:
                     if not self.ready:
                         break
                     continue
-                for e in self.local.wait(POLL_RUNNING_EVERY):
-                    self._ingest(self.graph.nodes[e.key], e.returncode)
+                if self.local.running or self.slurm.running:
+                    self._wait_and_ingest()
         finally:
             self.ready = collections.deque(others + [n for n in self.ready if n not in others])
             self.store.flush()
@@ -483,9 +563,8 @@ def _gc_paused():
 
 
 def _check_supported(key: str, conf: TaskConf) -> None:
-    if conf.executer_type != "process" or conf.is_remote or conf.container:
-        what = (f"executer_type={conf.executer_type!r}" if conf.executer_type != "process"
-                else "ssh_specs" if conf.is_remote else "container")
+    if conf.is_remote or conf.container:
+        what = "ssh_specs" if conf.is_remote else "container"
         raise InvalidPipeline(f"task {key!r}: TaskConf {what} is not supported by this version of "
                               "DryPipe yet (local processes only)")
 
@@ -498,6 +577,15 @@ def _ensure_instance_dir(path: str) -> None:
         raise InstanceError(f"{path}: cannot create the instance directory: {e.strerror}") from e
     if not os.access(os.path.join(path, ".drypipe"), os.W_OK) or not os.access(path, os.W_OK):
         raise InstanceError(f"{path}: instance directory is not writable")
+
+
+def _chunks(items, size):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _log_size(tdir: str) -> int:

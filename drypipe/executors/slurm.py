@@ -1,0 +1,183 @@
+"""Slurm: ready tasks become job arrays, one sbatch per TaskConf and MaxArraySize chunk; one
+squeue per polling round covers every job of the instance (they share a job name).
+
+A task's own state file says when it completed or failed; squeue says what happened to a job
+whose launcher could not report: cancelled (killed.N), time limit (timed-out.N), node failure,
+or a job that vanished from the queue."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+from ..errors import DryPipeError
+from ..state import statefile
+from ..state import states as S
+from . import slurm_text as st
+from .base import Ended
+
+log = logging.getLogger("drypipe.slurm")
+DEFAULT_SLEEP_SCHEDULE = (0.0, 1.0, 3.0, 5.0, 10.0, 15.0, 20.0)
+
+
+def run_command(argv: list[str], cwd: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The one place DryPipe runs a Slurm command (tests and benchmarks count these)."""
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as e:
+        raise DryPipeError(f"{argv[0]}: command not found (is this a Slurm login node?)") from e
+
+
+def job_name(instance_dir: str) -> str:
+    """All jobs of an instance share this name: one squeue --name sees them all."""
+    return "drypipe-" + hashlib.sha1(os.path.realpath(instance_dir).encode()).hexdigest()[:10]
+
+
+@dataclass
+class SlurmEnded(Ended):
+    slurm_state: str | None = None
+    reason: str | None = None
+
+
+class SlurmExecutor:
+    name = "slurm"
+
+    def __init__(self, instance_dir: str, sleep_schedule=DEFAULT_SLEEP_SCHEDULE, runner=run_command):
+        self.instance_dir = instance_dir
+        self.job_name = job_name(instance_dir)
+        self.sleep_schedule = tuple(sleep_schedule) or DEFAULT_SLEEP_SCHEDULE
+        self.run = runner
+        self.jobs: dict[str, str] = {}  # task key -> job id ('123' or '123_4')
+        self._max_array: int | None = None
+        self._poll_index = 0
+        self._next_poll = 0.0
+        self.calls = {"sbatch": 0, "squeue": 0}
+
+    @property
+    def running(self) -> int:
+        return len(self.jobs)
+
+    def capacity(self) -> int:
+        return 1 << 30  # Slurm queues: the cluster decides what runs
+
+    # -- submission ----------------------------------------------------------------------
+    def max_array_size(self) -> int:
+        if self._max_array is None:
+            res = self.run(["scontrol", "show", "config"])
+            self._max_array = st.max_array_size(st.parse_scontrol_config(res.stdout)) if res.returncode == 0 \
+                else 1001
+        return self._max_array
+
+    def submit_array(self, conf, items: list[tuple[str, int]], array_dir: str, limit: int | None = None,
+                     indices=None) -> list[str]:
+        """Submit items (task key, start step) as one array; returns the job id of each item."""
+        os.makedirs(array_dir, exist_ok=True)
+        rel = os.path.relpath(array_dir, self.instance_dir)
+        with open(os.path.join(array_dir, "task-keys.tsv"), "w") as f:
+            f.write("".join(f"{k}\t{s}\n" for k, s in items))
+        script = os.path.join(array_dir, "array.sh")
+        with open(script, "w") as f:
+            f.write(st.render_array_script(f"{rel}/task-keys.tsv"))
+        argv = st.sbatch_argv(f"{rel}/array.sh", job_name=self.job_name, output=f"{rel}/slurm-%a.out",
+                              account=conf.slurm_account, options=conf.sbatch_options,
+                              array=st.array_spec(len(items), limit, indices), comment=os.path.basename(rel))
+        job = self._sbatch(argv)
+        with open(os.path.join(array_dir, "job-id"), "w") as f:
+            f.write(job + "\n")
+        ids = [f"{job}_{i}" for i in range(len(items))]
+        for (key, _), jid in zip(items, ids):
+            self.watch(key, jid)
+        self._poll_index = 0
+        self._next_poll = time.monotonic()
+        return ids
+
+    def sbatch_argv_for_task(self, conf, key: str, wait: bool = False) -> list[str]:
+        rel = f".drypipe/{key}"
+        return st.sbatch_argv(f"{rel}/sbatch-launcher.sh", job_name=self.job_name, output=f"{rel}/slurm.out",
+                              account=conf.slurm_account, options=conf.sbatch_options, wait=wait)
+
+    def submit_task(self, conf, key: str, wait: bool = False) -> str:
+        job = self._sbatch(self.sbatch_argv_for_task(conf, key, wait))
+        self.watch(key, job)
+        return job
+
+    def _sbatch(self, argv: list[str]) -> str:
+        self.calls["sbatch"] += 1
+        res = self.run(argv, cwd=self.instance_dir)
+        if res.returncode != 0 and "--wait" not in argv:
+            raise DryPipeError(f"sbatch failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+        try:
+            return st.parse_sbatch_parsable(res.stdout)
+        except ValueError as e:
+            raise DryPipeError(f"sbatch: {e}; stderr: {res.stderr.strip()}") from e
+
+    def watch(self, key: str, job_id: str) -> None:
+        self.jobs[key] = job_id
+
+    def cancel(self, job_ids: list[str]) -> None:
+        if job_ids:
+            self.run(["scancel", *job_ids])
+
+    # -- polling ------------------------------------------------------------------------------
+    def next_poll_in(self) -> float:
+        return max(0.0, self._next_poll - time.monotonic())
+
+    def poll(self, force: bool = False) -> list[SlurmEnded]:
+        """When due: one squeue for all jobs, then the tasks whose job is over."""
+        if not self.jobs or (not force and time.monotonic() < self._next_poll):
+            return []
+        self.calls["squeue"] += 1
+        res = self.run(st.squeue_argv(self.job_name))
+        if res.returncode != 0:
+            log.warning("squeue failed (%s); will retry", res.stderr.strip())
+            self._schedule(changed=False)
+            return []
+        queue = st.parse_squeue(res.stdout)
+        ended = []
+        for key, jid in list(self.jobs.items()):
+            tdir = os.path.join(self.instance_dir, ".drypipe", key)
+            name = statefile.read(tdir)
+            job = queue.get(jid)
+            outcome = st.outcome(job[0]) if job else None
+            if name == S.COMPLETED or (outcome is not None and outcome != "active") or \
+                    (job is None and not _just_submitted(tdir)):
+                del self.jobs[key]
+                ended.append(SlurmEnded(key, None, job[0] if job else "VANISHED", job[1] if job else None))
+        self._schedule(changed=bool(ended))
+        return ended
+
+    def _schedule(self, changed: bool) -> None:
+        self._poll_index = 0 if changed else min(self._poll_index + 1, len(self.sleep_schedule) - 1)
+        self._next_poll = time.monotonic() + max(self.sleep_schedule[self._poll_index], 0.5)
+
+
+def _just_submitted(task_dir: str) -> bool:
+    """squeue may not list a job in the first instant after sbatch returned."""
+    try:
+        return time.time() - os.path.getmtime(os.path.join(task_dir, "task")) < 5
+    except OSError:
+        return False
+
+
+def ended_state(state_file: str | None, ended: SlurmEnded, step: int | None) -> tuple[str, int | None, str | None]:
+    """The DryPipe state of a Slurm task whose job is over: (state, step, message)."""
+    try:
+        base, st_step = S.parse(state_file) if state_file else (S.LAUNCHED, None)
+    except ValueError:
+        base, st_step = S.LAUNCHED, None
+    n = st_step if st_step is not None else (step or 0)
+    outcome = st.outcome(ended.slurm_state) if ended.slurm_state and ended.slurm_state != "VANISHED" else None
+    if base == S.COMPLETED:
+        return S.COMPLETED, None, None
+    if outcome == "timed-out":
+        return S.TIMED_OUT, n, f"Slurm job hit its time limit ({ended.slurm_state})"
+    if outcome == "killed":
+        return S.KILLED, n, f"Slurm job {ended.slurm_state.lower()}"
+    if base in S.FAILURES:
+        return base, n, None
+    if ended.slurm_state == "VANISHED":
+        return S.FAILED, n, "Slurm job vanished from the queue without reporting"
+    return S.FAILED, n, f"Slurm job {ended.slurm_state} ({ended.reason}) without the task reporting"

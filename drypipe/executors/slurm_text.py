@@ -1,0 +1,147 @@
+"""Pure functions for what DryPipe says to Slurm and reads from it: sbatch command lines and
+scripts, squeue and scontrol output. Unit-tested on recorded text (tests/test_slurm_text.py)."""
+from __future__ import annotations
+
+import shlex
+
+# squeue/scontrol job states -> what they mean for a DryPipe task whose launcher did not report.
+PENDING_OR_RUNNING = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+                                "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT",
+                                "STOPPED", "RESV_DEL_HOLD"})
+KILLED = frozenset({"CANCELLED", "PREEMPTED", "REVOKED"})
+TIMED_OUT = frozenset({"TIMEOUT", "DEADLINE"})
+FAILED = frozenset({"FAILED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "SPECIAL_EXIT"})
+COMPLETED = frozenset({"COMPLETED"})
+
+SQUEUE_FORMAT = "%i|%T|%r"
+
+
+def outcome(slurm_state: str) -> str:
+    """'active', 'completed', 'killed', 'timed-out' or 'failed' for a job state."""
+    s = slurm_state.split()[0].rstrip("+") if slurm_state else ""
+    if s in PENDING_OR_RUNNING:
+        return "active"
+    if s in COMPLETED:
+        return "completed"
+    if s in KILLED:
+        return "killed"
+    if s in TIMED_OUT:
+        return "timed-out"
+    return "failed"
+
+
+def sbatch_argv(script: str, *, job_name: str, output: str, account: str | None = None,
+                options=(), array: str | None = None, comment: str | None = None,
+                wait: bool = False) -> list[str]:
+    """The sbatch command submitting script (no shell involved: every value is one argument)."""
+    argv = ["sbatch", "--parsable", f"--job-name={job_name}", f"--output={output}"]
+    if account:
+        argv.append(f"--account={account}")
+    if array is not None:
+        argv.append(f"--array={array}")
+    if comment:
+        argv.append(f"--comment={comment}")
+    if wait:
+        argv.append("--wait")
+    argv.extend(options)
+    argv.append(script)
+    return argv
+
+
+def shell_command(argv: list[str]) -> str:
+    """argv as one copy-pasteable shell line (for `drypipe sbatch-gen`)."""
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def parse_sbatch_parsable(stdout: str) -> str:
+    """`sbatch --parsable` prints 'JOBID' or 'JOBID;CLUSTER'."""
+    line = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    job_id = line.split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise ValueError(f"unexpected sbatch output: {stdout!r}")
+    return job_id
+
+
+def array_spec(n: int, limit: int | None = None, indices=None) -> str:
+    """--array value for n elements (0..n-1), or for the given indices, with an optional %limit."""
+    if indices is None:
+        spec = f"0-{n - 1}" if n > 1 else "0"
+    else:
+        spec = _ranges(sorted(indices))
+    return f"{spec}%{limit}" if limit else spec
+
+
+def _ranges(idx: list[int]) -> str:
+    parts, start, prev = [], None, None
+    for i in idx:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"{start}-{prev}" if prev != start else str(start))
+            start = prev = i
+    if start is not None:
+        parts.append(f"{start}-{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def squeue_argv(job_name: str) -> list[str]:
+    """One squeue call covering every job (array elements one per line) of an instance."""
+    return ["squeue", "-h", "-r", "-t", "all", f"--name={job_name}", "-o", SQUEUE_FORMAT]
+
+
+def parse_squeue(stdout: str) -> dict[str, tuple[str, str]]:
+    """'8_2|PENDING|None' lines -> {'8_2': ('PENDING', 'None')}."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[0]:
+            out[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    return out
+
+
+def parse_scontrol_config(stdout: str) -> dict[str, str]:
+    """`scontrol show config` 'Name = value' lines -> dict."""
+    out = {}
+    for line in stdout.splitlines():
+        if " = " in line:
+            k, v = line.split(" = ", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def max_array_size(config: dict[str, str], default: int = 1001) -> int:
+    try:
+        return int(config.get("MaxArraySize", default))
+    except ValueError:
+        return default
+
+
+def render_task_sbatch_script(task_rel: str) -> str:
+    """.drypipe/<key>/sbatch-launcher.sh: what sbatch runs for one task.
+
+    The instance dir is the job's working dir (sbatch runs from it), so the script works
+    wherever the instance is, including a remote copy."""
+    return ("#!/usr/bin/env bash\n"
+            "# DryPipe: runs this task as a Slurm job (see `drypipe sbatch-gen`)\n"
+            f"exec bash {shlex.quote(task_rel + '/task')} run \"${{DRYPIPE_START_STEP:-0}}\"\n")
+
+
+def render_array_script(keys_rel: str) -> str:
+    """The script of an array job: element i runs the task on line i+1 of the keys file
+    ('key<TAB>start step' lines), relative to the instance dir (the job's working dir)."""
+    return ("#!/usr/bin/env bash\n"
+            "# DryPipe: one Slurm array job; element i runs the task on line i+1 of task-keys.tsv\n"
+            "i=$(( ${SLURM_ARRAY_TASK_ID:-0} + 1 ))\n"
+            "n=0\n"
+            "while IFS=$'\\t' read -r key step; do\n"
+            "  n=$(( n + 1 ))\n"
+            "  if (( n == i )); then exec bash \".drypipe/$key/task\" run \"${step:-0}\"; fi\n"
+            f"done < {shlex.quote(keys_rel)}\n"
+            "echo \"drypipe: no task for array index ${SLURM_ARRAY_TASK_ID:-}\" >&2\n"
+            "exit 2\n")
