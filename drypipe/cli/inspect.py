@@ -21,18 +21,31 @@ def _instance(d):
 @instance_dir_option
 @click.option("--task-key", "-k", "key_glob", metavar="GLOB", help="Only tasks whose key matches GLOB.")
 @click.option("--state", metavar="STATE", help="Only tasks in STATE (waiting, ready, failed, ...).")
-@click.option("--gen-rsync-list", is_flag=True, hidden=True, help="(array support: not yet available)")
+@click.option("--gen-rsync-list", is_flag=True,
+              help="With an array parent's --task-key: print its children's dirs for rsync --files-from.")
 def list_states(pipeline_instance_dir, key_glob, state, gen_rsync_list):
-    """A table of tasks and their states, with counts per state.
+    """A table of tasks and their states, with counts per state. With the --task-key of an
+    array parent: the states of its children.
 
     \b
     Example:
       drypipe list-states -pid ./run1 --task-key 'task-for-chunk.*'
     """
     from ..reports import render_states
-    if gen_rsync_list:
-        raise click.UsageError("--gen-rsync-list needs Slurm array support, not in this version")
-    tasks = _instance(pipeline_instance_dir).tasks(state=state, key=key_glob)
+    from ..scheduler.arrays import is_parent
+    inst = _instance(pipeline_instance_dir)
+    if key_glob and is_parent(inst.instance_dir, key_glob):
+        from ..executors.slurm import read_array_keys
+        if gen_rsync_list:
+            from .slurm import parent_rsync_list
+            click.echo("\n".join(parent_rsync_list(inst.instance_dir, key_glob)))
+            return
+        keys = {k for k, _ in read_array_keys(os.path.join(inst.instance_dir, ".drypipe", key_glob))}
+        tasks = [t for t in inst.tasks(state=state) if t.key in keys]
+    elif gen_rsync_list:
+        raise click.UsageError("--gen-rsync-list needs the --task-key of an array parent")
+    else:
+        tasks = inst.tasks(state=state, key=key_glob)
     click.echo(render_states(tasks))
 
 

@@ -138,7 +138,8 @@ def _register():
     from . import slurm as _slurm
     for cmd in (_inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
                 _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
-                _slurm.sbatch_gen, _slurm.sbatch):
+                _slurm.sbatch_gen, _slurm.sbatch, _slurm.array_create_parent, _slurm.array_submit,
+                _slurm.restart_failed_array_tasks, _slurm.array_rsync_list):
         cli.add_command(cmd)
 
 

@@ -71,24 +71,25 @@ class SlurmExecutor:
                 else 1001
         return self._max_array
 
-    def submit_array(self, conf, items: list[tuple[str, int]], array_dir: str, limit: int | None = None,
-                     indices=None) -> list[str]:
+    def submit_array(self, conf, items: list[tuple[str, int]], array_dir: str) -> list[str]:
         """Submit items (task key, start step) as one array; returns the job id of each item."""
-        os.makedirs(array_dir, exist_ok=True)
+        write_array_dir(self.instance_dir, array_dir, items)
+        return self.sbatch_array(conf, array_dir, [(i, k) for i, (k, _) in enumerate(items)])
+
+    def sbatch_array(self, conf, array_dir: str, elements: list[tuple[int, str]],
+                     limit: int | None = None) -> list[str]:
+        """Submit the elements (index in task-keys.tsv, task key) of an array dir, at most
+        `limit` running at once; returns their job ids."""
         rel = os.path.relpath(array_dir, self.instance_dir)
-        with open(os.path.join(array_dir, "task-keys.tsv"), "w") as f:
-            f.write("".join(f"{k}\t{s}\n" for k, s in items))
-        script = os.path.join(array_dir, "array.sh")
-        with open(script, "w") as f:
-            f.write(st.render_array_script(f"{rel}/task-keys.tsv"))
         argv = st.sbatch_argv(f"{rel}/array.sh", job_name=self.job_name, output=f"{rel}/slurm-%a.out",
                               account=conf.slurm_account, options=conf.sbatch_options,
-                              array=st.array_spec(len(items), limit, indices), comment=os.path.basename(rel))
+                              array=st.array_spec(0, limit, [i for i, _ in elements]),
+                              comment=os.path.basename(rel))
         job = self._sbatch(argv)
-        with open(os.path.join(array_dir, "job-id"), "w") as f:
+        with open(os.path.join(array_dir, "job-id"), "a") as f:
             f.write(job + "\n")
-        ids = [f"{job}_{i}" for i in range(len(items))]
-        for (key, _), jid in zip(items, ids):
+        ids = [f"{job}_{i}" for i, _ in elements]
+        for (_, key), jid in zip(elements, ids):
             self.watch(key, jid)
         self._poll_index = 0
         self._next_poll = time.monotonic()
@@ -152,6 +153,23 @@ class SlurmExecutor:
     def _schedule(self, changed: bool) -> None:
         self._poll_index = 0 if changed else min(self._poll_index + 1, len(self.sleep_schedule) - 1)
         self._next_poll = time.monotonic() + max(self.sleep_schedule[self._poll_index], 0.5)
+
+
+def write_array_dir(instance_dir: str, array_dir: str, items: list[tuple[str, int]]) -> None:
+    """task-keys.tsv ('key<TAB>start step', line i = array index i) and array.sh."""
+    os.makedirs(array_dir, exist_ok=True)
+    rel = os.path.relpath(array_dir, instance_dir)
+    tmp = os.path.join(array_dir, "task-keys.tsv.tmp")
+    with open(tmp, "w") as f:
+        f.write("".join(f"{k}\t{s}\n" for k, s in items))
+    os.replace(tmp, os.path.join(array_dir, "task-keys.tsv"))
+    with open(os.path.join(array_dir, "array.sh"), "w") as f:
+        f.write(st.render_array_script(f"{rel}/task-keys.tsv"))
+
+
+def read_array_keys(array_dir: str) -> list[tuple[str, int]]:
+    with open(os.path.join(array_dir, "task-keys.tsv")) as f:
+        return [(k, int(s or 0)) for k, s in (line.rstrip("\n").split("\t") for line in f if line.strip())]
 
 
 def _just_submitted(task_dir: str) -> bool:

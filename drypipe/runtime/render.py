@@ -96,7 +96,8 @@ def render_runtime(builtins: str | None) -> str:
     return f"__drypipe_builtins={q(builtins or '')}\n" + runner_body()
 
 
-def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_json: str) -> str:
+def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_json: str,
+                       container: str | None = None, drypipe_root: str | None = None) -> str:
     """The `task` launcher: locate the task dir, define its steps and checks, run the runtime.
 
     It carries its environment (task-env.sh) and configuration (task-conf.json) and writes
@@ -119,19 +120,25 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
         elif o["kind"] == "file":
             checks_out.append(f"__drypipe_need_file {n} || return 1")
     head.append("__drypipe_check_outputs() { " + " ; ".join(checks_out + ["return 0"]) + " ; }")
+    if container:
+        head.append(f"__drypipe_container={q(container)}")
+        head.append(f"__drypipe_root={q(drypipe_root or '')}")
     for n, step in enumerate(spec["steps"]):
         kind = step["kind"]
+        # __drypipe_body_N runs the step (and captures its variables); __drypipe_step_N is what
+        # the runner calls: the body itself, or the body run inside the task's container.
         if kind == "python":
-            head.append(f'__drypipe_step_{n}() {{ "$__drypipe_python" -m drypipe.runtime.pycall '
+            head.append(f'__drypipe_body_{n}() {{ "$__drypipe_python" -m drypipe.runtime.pycall '
                         f'"$__task_dir" {n}; }}')
-            continue
-        if kind == "bash":
-            body = step["snippet"]
         else:
-            body = f'. "$__pipeline_code_dir"/{q(step["path"])}'
-        head.append(f"__drypipe_user_step_{n}() {{\n{body}\n}}")
-        head.append(f"__drypipe_step_{n}() ( set -eo pipefail; trap '__drypipe_capture $?' EXIT; "
-                    f"__drypipe_user_step_{n} )")
+            body = step["snippet"] if kind == "bash" else f'. "$__pipeline_code_dir"/{q(step["path"])}'
+            head.append(f"__drypipe_user_step_{n}() {{\n{body}\n}}")
+            head.append(f"__drypipe_body_{n}() ( set -eo pipefail; trap '__drypipe_capture $?' EXIT; "
+                        f"__drypipe_user_step_{n} )")
+        if container:
+            head.append(f"__drypipe_step_{n}() {{ __drypipe_in_container {n}; }}")
+        else:
+            head.append(f"__drypipe_step_{n}() {{ __drypipe_body_{n}; }}")
     head.append(f"__drypipe_env={q(env_text)}")
     head.append(f"__drypipe_conf={q(conf_json)}")
     head.append(_TASK_EPILOGUE)

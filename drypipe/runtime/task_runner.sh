@@ -85,6 +85,19 @@ __drypipe_need_input() {  # name
   [[ -e ${!1} ]] || { __drypipe_msg="input file $1 (${!1}) does not exist"; return 1; }
 }
 
+__drypipe_in_container() {  # step: run `task step N` in the task's image (apptainer or singularity)
+  local __drypipe_cmd=apptainer __drypipe_image=$__drypipe_container __drypipe_binds=()
+  command -v apptainer >/dev/null || { command -v singularity >/dev/null && __drypipe_cmd=singularity; }
+  if [[ $__drypipe_image != /* ]]; then
+    __drypipe_image=${__containers_dir:-$__pipeline_code_dir}/$__drypipe_image
+  fi
+  __drypipe_binds=(--bind "$__pipeline_instance_dir")
+  [[ -n $__pipeline_code_dir ]] && __drypipe_binds+=(--bind "$__pipeline_code_dir")
+  [[ -n $__drypipe_root ]] && __drypipe_binds+=(--bind "$__drypipe_root")
+  [[ -n ${SLURM_TMPDIR:-} ]] && __drypipe_binds+=(--bind "$SLURM_TMPDIR")
+  "$__drypipe_cmd" exec "${__drypipe_binds[@]}" "$__drypipe_image" bash "$__task_dir/task" step "$1"
+}
+
 __drypipe_on_signal() {
   trap - TERM INT HUP
   __drypipe_log "received signal"
@@ -139,6 +152,10 @@ eval "$__drypipe_env"
 unset __drypipe_env __drypipe_conf
 case ${1:-run} in
   run) __drypipe_run "${2:-0}" ;;
+  step)  # one step's body, in the current process tree (what runs inside a container)
+    cd -- "$__task_output_dir" || exit 2
+    __drypipe_load_vars
+    "__drypipe_body_${2:?step number}" ;;
   kill)
     if [[ -f $__task_dir/slurm-job ]]; then  # a Slurm job: cancel it (pending or running)
       read -r __drypipe_job < "$__task_dir/slurm-job"

@@ -98,9 +98,11 @@ class Materializer:
             current = statefile.read(tdir)
             self.fresh = False
         script = os.path.join(tdir, "task")
-        _write(script, render.render_task_script(key, spec, node.conf.python_bin or sys.executable,
-                                                 self.env_text(node),
-                                                 render.render_task_conf(key, spec, node.conf)), 0o755)
+        conf = node.conf
+        python = conf.python_bin or ("python3" if conf.container else sys.executable)
+        _write(script, render.render_task_script(key, spec, python, self.env_text(node),
+                                                 render.render_task_conf(key, spec, conf),
+                                                 container=conf.container, drypipe_root=_DRYPIPE_ROOT), 0o755)
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)

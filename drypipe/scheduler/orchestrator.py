@@ -248,6 +248,23 @@ class Orchestrator:
         self.reporter.finished(self, result)
         return result
 
+    def mark_launched(self, n: Node, slurm: bool = False, t: float | None = None) -> str:
+        """Write n's task dir with state `launched` (persisted at the next flush); its script."""
+        t = t or now()
+        script = self.materializer.materialize(n, S.LAUNCHED, slurm=slurm)
+        n.state, n.step, n.launched_at, n.started_at, n.ended_at, n.message = \
+            S.LAUNCHED, None, t, None, None, None
+        n.log_offset = 0 if self.materializer.fresh else _log_size(os.path.dirname(script))
+        self.store.touch(n)
+        self.store.transition(n, S.LAUNCHED, None, t)
+        return script
+
+    def set_job_id(self, n: Node, job_id: str) -> None:
+        n.job_id, n.start_step = job_id, 0
+        self.store.touch(n)
+        if n.executer_type == "slurm":
+            _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
+
     def _wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         timeout = POLL_RUNNING_EVERY
@@ -279,12 +296,7 @@ class Orchestrator:
             if not is_slurm and capacity <= 0:
                 kept.append(n)
                 continue
-            script = self.materializer.materialize(n, S.LAUNCHED, slurm=is_slurm)
-            n.state, n.step, n.launched_at, n.started_at, n.ended_at, n.message = \
-                S.LAUNCHED, None, t, None, None, None
-            n.log_offset = 0 if self.materializer.fresh else _log_size(os.path.dirname(script))
-            self.store.touch(n)
-            self.store.transition(n, S.LAUNCHED, None, t)
+            script = self.mark_launched(n, slurm=is_slurm, t=t)
             if is_slurm:
                 slurm_batch.append(n)
             else:
@@ -320,9 +332,7 @@ class Orchestrator:
                         self._fail_unlaunched(n, str(e))
                     continue
                 for n, jid in zip(chunk, ids):
-                    n.job_id, n.start_step = jid, 0
-                    self.store.touch(n)
-                    _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), jid + "\n")
+                    self.set_job_id(n, jid)
         self.store.flush()
 
     def _new_array_dir(self) -> str:
@@ -563,10 +573,9 @@ def _gc_paused():
 
 
 def _check_supported(key: str, conf: TaskConf) -> None:
-    if conf.is_remote or conf.container:
-        what = "ssh_specs" if conf.is_remote else "container"
-        raise InvalidPipeline(f"task {key!r}: TaskConf {what} is not supported by this version of "
-                              "DryPipe yet (local processes only)")
+    if conf.is_remote:
+        raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs (remote hosts) is not supported by this "
+                              "version of DryPipe yet")
 
 
 def _ensure_instance_dir(path: str) -> None:
