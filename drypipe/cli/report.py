@@ -95,6 +95,9 @@ def print_summary(result, instance_dir) -> None:
         out.write(f"{len(blocked)} task(s) wait on tasks that did not complete\n")
     elif blocked and not result.held:
         out.write(f"{len(blocked)} task(s) can never run: " + ", ".join(n.key for n in blocked[:10]) + "\n")
+    if result.unreachable:
+        out.write(f"{len(result.unreachable)} task(s) on unreachable hosts (not failed; a later "
+                  f"`drypipe run` resumes them): {', '.join(result.unreachable[:10])}\n")
     for w in result.unsatisfied_waits:
         out.write(f"generator blocked: {w}\n")
     if result.ok:

@@ -35,12 +35,17 @@ def in_instance(rel: str) -> str:
     return f'"$__pipeline_instance_dir"/{q(rel)}'
 
 
+REMOTE_CODE_DIR = '"$__pipeline_instance_dir"/.drypipe/_code'
+REMOTE_PYTHON_DIR = '"$__pipeline_instance_dir"/.drypipe/_python'
+
+
 def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir: str,
                containers_dir: str | None, upstream_values: dict[str, str],
-               python_path: list[str]) -> str:
+               python_path: list[str], remote: bool = False) -> str:
     """task-env.sh: the DryPipe variables, inputs, output files and extra_env of a task.
 
-    upstream_values maps input names of kind 'var' to their text values."""
+    upstream_values maps input names of kind 'var' to their text values. For a task on a
+    remote host, the code dir and DryPipe are the copies uploaded into the remote instance."""
     lines = [
         f"# environment of DryPipe task {key}; sourced by ./task (source it to debug the task)",
         f"[[ -n ${{__pipeline_instance_dir:-}} ]] || __pipeline_instance_dir={q(instance_dir)}",
@@ -49,12 +54,17 @@ def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir
         f'export __task_output_dir="$__pipeline_instance_dir"/output/{q(key)}',
         f'export __out_log="$__pipeline_instance_dir"/.drypipe/{q(key)}/out.log',
         'export __scratch_dir="${SLURM_TMPDIR:-$__task_output_dir/scratch}"',
-        f"export __pipeline_code_dir={q(code_dir)}",
-        f"export __containers_dir={q(containers_dir or '')}",
     ]
-    if python_path:
-        pp = ":".join(python_path)
-        lines.append(f'export PYTHONPATH={q(pp)}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+    if remote:
+        lines += [f"export __pipeline_code_dir={REMOTE_CODE_DIR}",
+                  f"export __containers_dir={q(conf.remote_containers_dir or '')}"]
+        if python_path:
+            lines.append(f'export PYTHONPATH={REMOTE_CODE_DIR}:{REMOTE_PYTHON_DIR}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+    else:
+        lines += [f"export __pipeline_code_dir={q(code_dir)}", f"export __containers_dir={q(containers_dir or '')}"]
+        if python_path:
+            pp = ":".join(python_path)
+            lines.append(f'export PYTHONPATH={q(pp)}"${{PYTHONPATH:+:$PYTHONPATH}}"')
     for i in spec["inputs"]:
         name, kind = i["name"], i["kind"]
         if kind == "value":

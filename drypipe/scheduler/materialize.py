@@ -84,7 +84,8 @@ class Materializer:
     def env_text(self, node) -> str:
         spec = node.spec
         return render.render_env(node.key, spec, node.conf, self.instance_dir, self.code_dir,
-                                 self.containers_dir, self.upstream_values(spec), self.python_path(spec))
+                                 self.containers_dir, self.upstream_values(spec), self.python_path(spec),
+                                 remote=node.conf.is_remote)
 
     def materialize(self, node, state: str, slurm: bool = False) -> str:
         """Write the task dir of node with state file `state`; return the `task` script path."""
@@ -99,15 +100,30 @@ class Materializer:
             self.fresh = False
         script = os.path.join(tdir, "task")
         conf = node.conf
-        python = conf.python_bin or ("python3" if conf.container else sys.executable)
+        python = conf.python_bin or ("python3" if conf.container or conf.is_remote else sys.executable)
         _write(script, render.render_task_script(key, spec, python, self.env_text(node),
                                                  render.render_task_conf(key, spec, conf),
-                                                 container=conf.container, drypipe_root=_DRYPIPE_ROOT), 0o755)
+                                                 container=conf.container,
+                                                 drypipe_root=None if conf.is_remote else _DRYPIPE_ROOT), 0o755)
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)
         statefile.write(tdir, state, current)
         return script
+
+
+def upload_paths(instance_dir: str, spec: dict) -> list[str]:
+    """The input files of a task to send to a remote host, relative to the instance dir."""
+    import glob as _glob
+    out = []
+    for i in spec["inputs"]:
+        if i["kind"] == "file" and not os.path.isabs(i["path"]):
+            if os.path.exists(os.path.join(instance_dir, i["path"])):
+                out.append(i["path"])
+        elif i["kind"] == "glob" and not os.path.isabs(i["pattern"]):
+            for p in _glob.glob(os.path.join(_glob.escape(instance_dir), i["pattern"])):
+                out.append(os.path.relpath(p, instance_dir))
+    return out
 
 
 def import_root(module_name: str) -> str | None:

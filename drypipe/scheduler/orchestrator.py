@@ -19,7 +19,9 @@ from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
 from ..executors.local import LocalExecutor, running_launchers
+from ..executors.remote import RemoteExecutor
 from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, ended_state
+from . import remote_tasks
 from ..runtime.render import parse_output_vars
 from ..state import db, statefile
 from ..state import states as S
@@ -34,7 +36,9 @@ log = logging.getLogger("drypipe.orchestrator")
 
 
 class RunResult:
-    def __init__(self, graph: TaskGraph, held: list[str], unsatisfied_waits: list[str]):
+    def __init__(self, graph: TaskGraph, held: list[str], unsatisfied_waits: list[str],
+                 unreachable: list[str] | None = None):
+        self.unreachable = unreachable or []
         self.counts = graph.counts()
         self.failed = [n for n in graph.nodes.values() if n.state in S.FAILURES]
         self.held = held
@@ -47,7 +51,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         """Every task completed, except those held back by --until and their downstream."""
-        if self.failed or self.unsatisfied_waits:
+        if self.failed or self.unsatisfied_waits or self.unreachable:
             return False
         return not self.waiting or bool(self.held)
 
@@ -76,6 +80,9 @@ class Orchestrator:
         self.materializer = Materializer(self.instance_dir, code_dir, containers_dir, self.graph)
         self.local = LocalExecutor(self.materializer.install_runtime(), max_parallel)
         self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
+        self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
+        self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
+        self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
         self.blocked_waits: list = []
         self._glob_waits: list[list] = []
@@ -116,6 +123,9 @@ class Orchestrator:
             else:
                 self._ingest(n, None)
         active = [n for n in active if n.executer_type != "slurm"]
+        for n in [n for n in active if n.conf.is_remote]:
+            self.remote.watch(self.remote.host_for(n.conf), n.key)  # the next poll tells
+        active = [n for n in active if not n.conf.is_remote]
         launchers = running_launchers(self.instance_dir, self.materializer.runtime_path) if active else {}
         for n in active:
             pid = launchers.get(n.key)
@@ -227,11 +237,15 @@ class Orchestrator:
                     new = self.generate()
                     if new:
                         self.reporter.generated(self, len(new))
+                remote_tasks.release_deferred(self)
                 self._launch(until, held)  # one commit per round, before any spawn
                 self.reporter.progress(self)
-                if self.local.running == 0 and self.slurm.running == 0:
+                if not (self.local.running or self.slurm.running or self.remote.running or self.deferred):
                     if self._regenerate and self.pipeline is not None:
                         continue
+                    break
+                self.unreachable = remote_tasks.stranded(self)
+                if self.unreachable:
                     break
                 self._wait_and_ingest()
                 if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
@@ -244,7 +258,7 @@ class Orchestrator:
             self.local.shutdown(kill=False)
             self.store.flush()
             self.store.close()
-        result = RunResult(self.graph, held, self._unsatisfied_waits())
+        result = RunResult(self.graph, held, self._unsatisfied_waits(), self.unreachable)
         self.reporter.finished(self, result)
         return result
 
@@ -270,6 +284,10 @@ class Orchestrator:
         timeout = POLL_RUNNING_EVERY
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())
+        if self.remote.running:
+            timeout = min(timeout, self.remote.next_poll_in())
+        if self.deferred:
+            timeout = min(timeout, max(0.0, min(w for w, _ in self.deferred) - time.monotonic()))
         if self.local.running:
             ended = self.local.wait(timeout)
         else:
@@ -279,25 +297,30 @@ class Orchestrator:
             self._ingest(self.graph.nodes[e.key], e.returncode)
         for e in self.slurm.poll():
             self._ingest(self.graph.nodes[e.key], None, slurm=e)
+        remote_tasks.poll(self)
 
     def _launch(self, until: str | None, held: list[str]) -> None:
         """Materialize ready tasks up to capacity, commit the round, then start them:
         local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
         capacity = self.local.capacity()
-        batch, slurm_batch = [], []
+        batch, slurm_batch, remote_batch = [], [], []
         t = now()
         kept: list[Node] = []
-        while self.ready and (capacity > 0 or any(n.executer_type == "slurm" for n in self.ready)):
+        while self.ready and (capacity > 0 or any(n.executer_type == "slurm" or n.conf.is_remote
+                                                  for n in self.ready)):
             n = self.ready.popleft()
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
             is_slurm = n.executer_type == "slurm"
-            if not is_slurm and capacity <= 0:
+            is_remote = n.conf.is_remote
+            if not (is_slurm or is_remote) and capacity <= 0:
                 kept.append(n)
                 continue
             script = self.mark_launched(n, slurm=is_slurm, t=t)
-            if is_slurm:
+            if is_remote:
+                remote_batch.append(n)
+            elif is_slurm:
                 slurm_batch.append(n)
             else:
                 batch.append((n, script))
@@ -306,6 +329,9 @@ class Orchestrator:
         self.store.flush()  # the DB says `launched` before the process (or job) exists
         if slurm_batch:
             self._submit_slurm(slurm_batch)
+        if remote_batch:
+            remote_tasks.launch(self, remote_batch)
+            self.store.flush()
         if not batch:
             return
         pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch])
@@ -538,6 +564,7 @@ class Orchestrator:
     def close(self) -> None:
         """Release the instance (its lock and DB connections)."""
         self.local.shutdown(kill=False)
+        self.remote.close()
         self.store.close()
         self.engine.dispose()
         self.lock.release()
@@ -573,9 +600,11 @@ def _gc_paused():
 
 
 def _check_supported(key: str, conf: TaskConf) -> None:
-    if conf.is_remote:
-        raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs (remote hosts) is not supported by this "
-                              "version of DryPipe yet")
+    if conf.is_remote and conf.executer_type == "slurm":
+        raise InvalidPipeline(f"task {key!r}: Slurm on a remote login node (executer_type='slurm' with "
+                              "ssh_specs) is not supported by this version of DryPipe yet")
+    if conf.is_remote and not conf.remote_base_dir:
+        raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs needs remote_base_dir")
 
 
 def _ensure_instance_dir(path: str) -> None:

@@ -1,0 +1,268 @@
+"""Remote hosts over SSH: tasks run detached in <remote_base_dir>/<instance>/ on the host.
+
+Per polling round and host: one rsync uploads the files of every task launched (its
+launcher, the runtime, its inputs; for python steps the pipeline code and DryPipe), one
+command starts them, one command reports the state of every task watched there, one rsync
+downloads the tasks that ended. One paramiko connection per host is reused for the run;
+host keys are checked against known_hosts."""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..errors import DryPipeError
+from ..state import states as S
+from . import ssh_text as sx
+from .base import Ended
+
+log = logging.getLogger("drypipe.remote")
+
+
+def known_hosts_file() -> str:
+    return os.environ.get("DRYPIPE_SSH_KNOWN_HOSTS") or os.path.expanduser("~/.ssh/known_hosts")
+
+
+class HostUnreachable(Exception):
+    pass
+
+
+class Connection:
+    """One SSH connection to a host, opened on first use and reopened after a failure."""
+
+    def __init__(self, spec: sx.SshSpec, known_hosts: str, accept_new: bool, counters: dict):
+        self.spec, self.known_hosts, self.accept_new = spec, known_hosts, accept_new
+        self.client = None
+        self.counters = counters
+
+    def _connect(self):
+        import paramiko
+        client = paramiko.SSHClient()
+        if os.path.exists(self.known_hosts):
+            client.load_host_keys(self.known_hosts)
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy() if self.accept_new else paramiko.RejectPolicy())
+        label = self.spec.label
+        try:
+            client.connect(self.spec.host, self.spec.port, username=self.spec.user, key_filename=self.spec.key_file,
+                           timeout=10, banner_timeout=10, auth_timeout=10, allow_agent=False, look_for_keys=False)
+        except paramiko.BadHostKeyException as e:
+            raise DryPipeError(f"{label}: the host key CHANGED (it does not match {self.known_hosts}); "
+                               "refusing to connect") from e
+        except paramiko.AuthenticationException as e:
+            raise DryPipeError(f"{label}: authentication failed with key {self.spec.key_file}") from e
+        except paramiko.SSHException as e:
+            if "not found in known_hosts" in str(e):
+                raise DryPipeError(f"{label}: unknown host key (not in {self.known_hosts}); add it, or allow "
+                                   "new keys with DRYPIPE_SSH_ACCEPT_NEW=1") from e
+            raise HostUnreachable(f"{label}: {e}") from e
+        except (OSError, socket.error, EOFError) as e:
+            raise HostUnreachable(f"{label}: {e}") from e
+        except FileNotFoundError as e:
+            raise DryPipeError(f"{label}: key file {self.spec.key_file} not found") from e
+        if self.accept_new:
+            client.save_host_keys(self.known_hosts)
+        self.counters["connections"] += 1
+        self.client = client
+
+    def run(self, script: str, timeout: float = 120) -> tuple[int, str, str]:
+        """Run a bash script on the host; (exit status, stdout, stderr)."""
+        if self.client is None:
+            self._connect()
+        try:
+            stdin, stdout, stderr = self.client.exec_command("bash -s", timeout=timeout)
+            stdin.write(script)
+            stdin.channel.shutdown_write()
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+            return stdout.channel.recv_exit_status(), out, err
+        except Exception as e:  # a dropped connection: paramiko raises several kinds
+            self.close()
+            raise HostUnreachable(f"{self.spec.label}: {type(e).__name__}: {e}") from e
+
+    def close(self):
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+            self.client = None
+
+
+@dataclass
+class Host:
+    spec: sx.SshSpec
+    remote_dir: str
+    conn: Connection
+    watched: dict = field(default_factory=dict)  # key -> last remote state name
+    prepared: bool = False
+    python_ready: bool = False
+    unreachable_since: float | None = None
+
+
+class RemoteExecutor:
+    name = "remote"
+
+    def __init__(self, instance_dir: str, sleep_schedule=(0.0, 1.0, 3.0, 5.0, 10.0), accept_new: bool | None = None):
+        self.instance_dir = instance_dir
+        self.sleep_schedule = tuple(sleep_schedule) or (1.0,)
+        self.known_hosts = known_hosts_file()
+        self.accept_new = accept_new if accept_new is not None else os.environ.get("DRYPIPE_SSH_ACCEPT_NEW") == "1"
+        self.hosts: dict[tuple, Host] = {}
+        self.counters = {"connections": 0, "rsync": 0, "ssh_commands": 0}
+        self._poll_index = 0
+        self._next_poll = 0.0
+
+    @property
+    def running(self) -> int:
+        return sum(len(h.watched) for h in self.hosts.values())
+
+    def host_for(self, conf) -> Host:
+        spec = sx.parse_ssh_specs(conf.ssh_specs)
+        if not conf.remote_base_dir:
+            raise DryPipeError(f"ssh_specs {conf.ssh_specs!r} needs remote_base_dir")
+        remote_dir = sx.remote_instance_dir(conf.remote_base_dir, self.instance_dir)
+        k = (spec, remote_dir)
+        h = self.hosts.get(k)
+        if h is None:
+            h = self.hosts[k] = Host(spec, remote_dir, Connection(spec, self.known_hosts, self.accept_new, self.counters))
+        return h
+
+    def _run(self, host: Host, script: str) -> tuple[int, str, str]:
+        self.counters["ssh_commands"] += 1
+        return host.conn.run(script)
+
+    # -- transfer -----------------------------------------------------------------------------
+    def _rsync(self, host: Host, paths: list[str], upload: bool) -> None:
+        if not paths:
+            return
+        with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as f:
+            f.write("\n".join(paths) + "\n")
+            files_from = f.name
+        try:
+            args = (host.spec, self.known_hosts, self.instance_dir, host.remote_dir, files_from, self.accept_new) \
+                if upload else (host.spec, self.known_hosts, host.remote_dir, self.instance_dir, files_from,
+                                self.accept_new)
+            argv = sx.rsync_upload_argv(*args) if upload else sx.rsync_download_argv(*args)
+            self.counters["rsync"] += 1
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        finally:
+            os.unlink(files_from)
+        if res.returncode != 0:
+            err = res.stderr.strip().splitlines()
+            msg = next((ln for ln in err if "No space left" in ln), err[-1] if err else f"exit {res.returncode}")
+            if res.returncode in (12, 255) and "No space" not in msg:
+                raise HostUnreachable(f"{host.spec.label}: rsync: {msg}")
+            raise DryPipeError(f"{host.spec.label}: rsync {'upload' if upload else 'download'} failed: {msg}")
+
+    def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str) -> list[str]:
+        """Check the remote dirs (and python); the extra paths to upload the first time."""
+        base = os.path.dirname(host.remote_dir)
+        extra = []
+        if not host.prepared:
+            rc, out, err = self._run(host, f"[[ -d {shlex.quote(base)} ]] || exit 4\n"
+                                           f"mkdir -p {shlex.quote(host.remote_dir)}/.drypipe {shlex.quote(host.remote_dir)}/output\n")
+            if rc == 4:
+                raise DryPipeError(f"{host.spec.label}: remote_base_dir {base} does not exist")
+            if rc != 0:
+                raise DryPipeError(f"{host.spec.label}: cannot create {host.remote_dir}: {err.strip()}")
+            host.prepared = True
+            extra.append(".drypipe/_runtime/task-runner.sh")
+        if need_python and not host.python_ready:
+            rc, out, err = self._run(host, f"{shlex.quote(python)} -c 'import sys; sys.exit(sys.version_info < (3, 8))'\n")
+            if rc != 0:
+                raise DryPipeError(f"{host.spec.label}: remote python {python!r} is missing or older than 3.8 "
+                                   f"(set TaskConf(python_bin=...)): {err.strip()[-200:]}")
+            self._upload_python(host, code_dir, drypipe_root)
+            host.python_ready = True
+        return extra
+
+    def _upload_python(self, host: Host, code_dir: str, drypipe_root: str) -> None:
+        """The pipeline's code dir -> .drypipe/_code, DryPipe's packages -> .drypipe/_python."""
+        for src, dst in ((code_dir, "_code"), (os.path.join(drypipe_root, "drypipe"), "_python/drypipe"),
+                         (os.path.join(drypipe_root, "dry_pipe"), "_python/dry_pipe")):
+            argv = ["rsync", "-a", "--exclude=__pycache__", "--exclude=*.so", "-e",
+                    sx.ssh_command_for_rsync(host.spec, self.known_hosts, self.accept_new),
+                    src.rstrip("/") + "/", f"{host.spec.user}@{host.spec.host}:{host.remote_dir}/.drypipe/{dst}/"]
+            self._run(host, f"mkdir -p {shlex.quote(host.remote_dir + '/.drypipe/' + dst)}\n")
+            self.counters["rsync"] += 1
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+            if res.returncode != 0:
+                raise DryPipeError(f"{host.spec.label}: uploading {src} failed: {res.stderr.strip()[-300:]}")
+
+    # -- launching and polling --------------------------------------------------------------
+    def launch(self, host: Host, items: list[tuple[str, int, list[str]]], extra: list[str]) -> dict[str, str]:
+        """items: (key, start step, paths to upload); returns key -> remote pid."""
+        paths = list(extra)
+        for key, _, files in items:
+            paths.append(f".drypipe/{key}/task")
+            paths.extend(files)
+        self._rsync(host, sorted(set(paths)), upload=True)
+        rc, out, err = self._run(host, sx.launch_script(host.remote_dir, [(k, s) for k, s, _ in items]))
+        if rc != 0:
+            raise DryPipeError(f"{host.spec.label}: launching tasks failed: {err.strip()[-300:]}")
+        pids = sx.parse_launch(out)
+        for key, _, _ in items:
+            host.watched[key] = S.LAUNCHED
+        self._next_poll = time.monotonic()
+        self._poll_index = 0
+        return pids
+
+    def watch(self, host: Host, key: str) -> None:
+        host.watched[key] = S.LAUNCHED
+
+    def next_poll_in(self) -> float:
+        return max(0.0, self._next_poll - time.monotonic())
+
+    def poll(self) -> tuple[list[Ended], dict[str, str], list[str]]:
+        """(ended tasks, key -> new running state, keys on unreachable hosts)."""
+        if not self.running or time.monotonic() < self._next_poll:
+            return [], {}, []
+        ended, progress, unreachable = [], {}, []
+        for host in self.hosts.values():
+            if not host.watched:
+                continue
+            try:
+                rc, out, err = self._run(host, sx.poll_script(host.remote_dir, list(host.watched)))
+                states = sx.parse_poll(out)
+                done = []
+                for key in list(host.watched):
+                    state, alive = states.get(key, ("none", False))
+                    if state in ("none",) and not alive:
+                        done.append(key)
+                    elif state.split(".")[0] in S.TERMINAL or not alive:
+                        done.append(key)
+                    elif state != host.watched[key]:
+                        host.watched[key] = state
+                        progress[key] = state
+                if done:
+                    self._rsync(host, [p for k in done for p in (f".drypipe/{k}/", f"output/{k}/")], upload=False)
+                    for key in done:
+                        del host.watched[key]
+                        ended.append(Ended(key, None))
+                if host.unreachable_since is not None:
+                    log.warning("%s is reachable again", host.spec.label)
+                host.unreachable_since = None
+            except HostUnreachable as e:
+                if host.unreachable_since is None:
+                    host.unreachable_since = time.monotonic()
+                    log.warning("%s unreachable: %s (its tasks keep running; retrying)", host.spec.label, e)
+                unreachable.extend(host.watched)
+        changed = bool(ended or progress)
+        self._poll_index = 0 if changed else min(self._poll_index + 1, len(self.sleep_schedule) - 1)
+        self._next_poll = time.monotonic() + max(self.sleep_schedule[self._poll_index], 0.2)
+        return ended, progress, unreachable
+
+    def unreachable_for(self) -> float:
+        """Seconds the longest-unreachable host with watched tasks has been unreachable."""
+        t = [time.monotonic() - h.unreachable_since for h in self.hosts.values()
+             if h.watched and h.unreachable_since is not None]
+        return max(t, default=0.0)
+
+    def close(self):
+        for h in self.hosts.values():
+            h.conn.close()

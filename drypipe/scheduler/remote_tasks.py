@@ -1,0 +1,107 @@
+"""The orchestrator's side of tasks on remote hosts: launching them per host, mirroring their
+progress, ingesting them when they end, and deferring them while a host is unreachable."""
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import DryPipeError
+from ..executors.remote import HostUnreachable
+from ..state import statefile
+from ..state import states as S
+from ..state.store import now
+from .materialize import _DRYPIPE_ROOT, task_dir, upload_paths
+
+RETRY_UNREACHABLE_EVERY = 2.0
+
+
+def unreachable_timeout() -> float:
+    """How long a run waits for an unreachable host before stopping (its tasks stay resumable)."""
+    return float(os.environ.get("DRYPIPE_SSH_UNREACHABLE_TIMEOUT", "300"))
+
+
+def launch(orch, nodes) -> None:
+    """Upload and start remote tasks: per host, one rsync and one command."""
+    by_host = {}
+    for n in nodes:
+        try:
+            h = orch.remote.host_for(n.conf)
+        except DryPipeError as e:
+            orch._fail_unlaunched(n, str(e))
+            continue
+        by_host.setdefault(id(h), (h, []))[1].append(n)
+    for h, group in by_host.values():
+        try:
+            need_python = any(s["kind"] == "python" for n in group for s in n.spec["steps"])
+            python = group[0].conf.python_bin or "python3"
+            extra = orch.remote.prepare_host(h, need_python, orch.materializer.code_dir, _DRYPIPE_ROOT, python)
+            items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in group]
+            pids = orch.remote.launch(h, items, extra)
+        except HostUnreachable as e:
+            if h.unreachable_since is None:
+                h.unreachable_since = time.monotonic()
+            for n in group:
+                defer(orch, n, str(e))
+            continue
+        except DryPipeError as e:
+            for n in group:
+                orch._fail_unlaunched(n, f"on {h.spec.label}: {e}")
+            continue
+        h.unreachable_since = None
+        for n in group:
+            orch.set_job_id(n, f"{h.spec.label}:{pids.get(n.key, '?')}")
+
+
+def defer(orch, n, reason: str) -> None:
+    """The host is unreachable: back to ready, retried later (not a failure)."""
+    tdir = task_dir(orch.instance_dir, n.key)
+    statefile.write(tdir, S.READY)
+    n.state, n.step, n.message = S.READY, None, f"host unreachable: {reason}"
+    orch.store.touch(n)
+    orch.store.transition(n, S.READY, None, now())
+    orch.deferred.append((time.monotonic() + RETRY_UNREACHABLE_EVERY, n))
+
+
+def release_deferred(orch) -> None:
+    t = time.monotonic()
+    due = [n for when, n in orch.deferred if when <= t]
+    if due:
+        orch.deferred = [(when, n) for when, n in orch.deferred if when > t]
+        orch.ready.extend(due)
+
+
+def poll(orch) -> None:
+    """One status round trip per host; mirror progress; download and ingest ended tasks."""
+    ended, progress, _ = orch.remote.poll()
+    for key, name in progress.items():
+        n = orch.graph.nodes[key]
+        try:
+            state, step = S.parse(name)
+        except ValueError:
+            continue
+        statefile.write(task_dir(orch.instance_dir, key), name)
+        n.state, n.step = state, step
+        if state == S.STEP_STARTED and n.started_at is None:
+            n.started_at = now()
+        orch.store.touch(n)
+    for e in ended:
+        tdir = task_dir(orch.instance_dir, e.key)
+        name = statefile.read(tdir)  # the downloaded one outranks the local `launched`
+        if name:
+            statefile.write(tdir, name)
+        orch._ingest(orch.graph.nodes[e.key], None)
+
+
+def stranded(orch) -> list[str]:
+    """Keys of remote tasks on hosts unreachable for longer than the timeout, when nothing
+    else runs: the run stops and reports them (they are not failed)."""
+    if orch.local.running or orch.slurm.running:
+        return []
+    if orch.remote.running and orch.remote.unreachable_for() > unreachable_timeout():
+        return sorted(k for h in orch.remote.hosts.values() for k in h.watched)
+    if not orch.remote.running and orch.deferred:
+        oldest = min((h.unreachable_since for h in orch.remote.hosts.values() if h.unreachable_since),
+                     default=None)
+        if oldest is not None and time.monotonic() - oldest > unreachable_timeout():
+            return sorted(n.key for _, n in orch.deferred)
+    return []
