@@ -159,7 +159,8 @@ class RemoteExecutor:
                 raise HostUnreachable(f"{host.spec.label}: rsync: {msg}")
             raise DryPipeError(f"{host.spec.label}: rsync {'upload' if upload else 'download'} failed: {msg}")
 
-    def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str) -> list[str]:
+    def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str,
+                     packages: dict[str, str] | None = None) -> list[str]:
         """Check the remote dirs (and python); the extra paths to upload the first time."""
         base = os.path.dirname(host.remote_dir)
         extra = []
@@ -177,14 +178,17 @@ class RemoteExecutor:
             if rc != 0:
                 raise DryPipeError(f"{host.spec.label}: remote python {python!r} is missing or older than 3.8 "
                                    f"(set TaskConf(python_bin=...)): {err.strip()[-200:]}")
-            self._upload_python(host, code_dir, drypipe_root)
+            self._upload_python(host, code_dir, drypipe_root, packages or {})
             host.python_ready = True
         return extra
 
-    def _upload_python(self, host: Host, code_dir: str, drypipe_root: str) -> None:
-        """The pipeline's code dir -> .drypipe/_code, DryPipe's packages -> .drypipe/_python."""
-        for src, dst in ((code_dir, "_code"), (os.path.join(drypipe_root, "drypipe"), "_python/drypipe"),
-                         (os.path.join(drypipe_root, "dry_pipe"), "_python/dry_pipe")):
+    def _upload_python(self, host: Host, code_dir: str, drypipe_root: str, packages: dict[str, str]) -> None:
+        """The pipeline's code dir -> .drypipe/_code; DryPipe's packages, and the top packages
+        of dotted python-call modules (name -> local dir), -> .drypipe/_python/<name>."""
+        uploads = [(code_dir, "_code"), (os.path.join(drypipe_root, "drypipe"), "_python/drypipe"),
+                   (os.path.join(drypipe_root, "dry_pipe"), "_python/dry_pipe")]
+        uploads += [(path, f"_python/{name}") for name, path in sorted(packages.items())]
+        for src, dst in uploads:
             argv = ["rsync", "-a", "--exclude=__pycache__", "--exclude=*.so", "-e",
                     sx.ssh_command_for_rsync(host.spec, self.known_hosts, self.accept_new),
                     src.rstrip("/") + "/", f"{host.spec.user}@{host.spec.host}:{host.remote_dir}/.drypipe/{dst}/"]
@@ -264,5 +268,9 @@ class RemoteExecutor:
         return max(t, default=0.0)
 
     def close(self):
+        if self.hosts:
+            c = self.counters
+            log.info("remote hosts: %d connections opened, %d rsync calls, %d ssh commands",
+                     c["connections"], c["rsync"], c["ssh_commands"])
         for h in self.hosts.values():
             h.conn.close()

@@ -10,7 +10,7 @@ from ..executors.remote import HostUnreachable
 from ..state import statefile
 from ..state import states as S
 from ..state.store import now
-from .materialize import _DRYPIPE_ROOT, task_dir, upload_paths
+from .materialize import _DRYPIPE_ROOT, import_root, task_dir, upload_paths
 
 RETRY_UNREACHABLE_EVERY = 2.0
 
@@ -34,7 +34,8 @@ def launch(orch, nodes) -> None:
         try:
             need_python = any(s["kind"] == "python" for n in group for s in n.spec["steps"])
             python = group[0].conf.python_bin or "python3"
-            extra = orch.remote.prepare_host(h, need_python, orch.materializer.code_dir, _DRYPIPE_ROOT, python)
+            extra = orch.remote.prepare_host(h, need_python, orch.materializer.code_dir, _DRYPIPE_ROOT, python,
+                                             _packages(group))
             items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in group]
             pids = orch.remote.launch(h, items, extra)
         except HostUnreachable as e:
@@ -50,6 +51,19 @@ def launch(orch, nodes) -> None:
         h.unreachable_since = None
         for n in group:
             orch.set_job_id(n, f"{h.spec.label}:{pids.get(n.key, '?')}")
+
+
+def _packages(nodes) -> dict[str, str]:
+    """Top-level package name -> local dir, for the dotted modules of python steps."""
+    out = {}
+    for n in nodes:
+        for s in n.spec["steps"]:
+            if s["kind"] == "python" and "." in s["module"]:
+                root = import_root(s["module"])
+                top = s["module"].split(".")[0]
+                if root and os.path.isdir(os.path.join(root, top)):
+                    out[top] = os.path.join(root, top)
+    return out
 
 
 def defer(orch, n, reason: str) -> None:
