@@ -124,6 +124,13 @@ done
 chmod 644 "$D/slurm.conf" "$D/cgroup.conf"
 chmod 755 "$D/task-prolog.sh" "$D/epilog.sh"
 export SLURM_CONF=$D/slurm.conf
+# Like on a login node, the cluster's config is also found at the default path, so that users
+# without SLURM_CONF in their environment (drypipe-remote, over ssh) reach the cluster too.
+# Only when no real config is there.
+mkdir -p /etc/slurm
+if [[ ! -e /etc/slurm/slurm.conf || -L /etc/slurm/slurm.conf ]]; then
+  ln -sfn "$D/slurm.conf" /etc/slurm/slurm.conf
+fi
 
 # ---- munge ----
 MUNGE_DIR=$SERVICES_DIR/munge

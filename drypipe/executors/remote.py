@@ -99,6 +99,7 @@ class Host:
     remote_dir: str
     conn: Connection
     watched: dict = field(default_factory=dict)  # key -> last remote state name
+    jobs: dict = field(default_factory=dict)  # key -> Slurm job id, for remote Slurm tasks
     prepared: bool = False
     python_ready: bool = False
     unreachable_since: float | None = None
@@ -216,8 +217,36 @@ class RemoteExecutor:
         self._poll_index = 0
         return pids
 
-    def watch(self, host: Host, key: str) -> None:
+    def watch(self, host: Host, key: str, slurm_job: str | None = None) -> None:
         host.watched[key] = S.LAUNCHED
+        if slurm_job:
+            host.jobs[key] = slurm_job
+
+    def sbatch(self, host: Host, conf, array_dir: str, items: list[tuple[str, int, list[str]]],
+               extra: list[str]) -> list[str]:
+        """Remote Slurm: upload the tasks and their array dir, sbatch it on the login node;
+        returns the job id of each item."""
+        from . import slurm_text as st
+        from .slurm import job_name
+        rel = os.path.relpath(array_dir, self.instance_dir)
+        paths = list(extra) + [f"{rel}/task-keys.tsv", f"{rel}/array.sh"]
+        for key, _, files in items:
+            paths += [f".drypipe/{key}/task", f".drypipe/{key}/sbatch-launcher.sh", *files]
+        self._rsync(host, sorted(set(paths)), upload=True)
+        argv = st.sbatch_argv(f"{rel}/array.sh", job_name=job_name(self.instance_dir), output=f"{rel}/slurm-%a.out",
+                              account=conf.slurm_account, options=conf.sbatch_options,
+                              array=st.array_spec(len(items)), comment=os.path.basename(rel))
+        rc, out, err = self._run(host, sx.sbatch_script(host.remote_dir, argv))
+        if rc != 0:
+            raise DryPipeError(f"{host.spec.label}: sbatch failed: {err.strip()[-300:]}")
+        job = st.parse_sbatch_parsable(out)
+        ids = [f"{job}_{i}" for i in range(len(items))]
+        for (key, _, _), jid in zip(items, ids):
+            host.watched[key] = S.LAUNCHED
+            host.jobs[key] = jid
+        self._next_poll = time.monotonic()
+        self._poll_index = 0
+        return ids
 
     def next_poll_in(self) -> float:
         return max(0.0, self._next_poll - time.monotonic())
@@ -231,23 +260,39 @@ class RemoteExecutor:
             if not host.watched:
                 continue
             try:
-                rc, out, err = self._run(host, sx.poll_script(host.remote_dir, list(host.watched)))
+                squeue = None
+                if host.jobs:
+                    from . import slurm_text as st
+                    from .slurm import job_name
+                    squeue = st.squeue_argv(job_name(self.instance_dir))
+                rc, out, err = self._run(host, sx.poll_script(host.remote_dir, list(host.watched), squeue))
                 states = sx.parse_poll(out)
+                queue = None
+                if squeue:
+                    lines = sx.squeue_lines(out)
+                    queue = st.parse_squeue(lines) if lines is not None else None
                 done = []
                 for key in list(host.watched):
                     state, alive = states.get(key, ("none", False))
-                    if state in ("none",) and not alive:
-                        done.append(key)
-                    elif state.split(".")[0] in S.TERMINAL or not alive:
-                        done.append(key)
-                    elif state != host.watched[key]:
+                    base = state.split(".")[0]
+                    if key in host.jobs:
+                        ending = self._slurm_ending(key, host.jobs[key], state, queue)
+                        if ending is not None:
+                            done.append((key, ending))
+                            continue
+                    elif base in S.TERMINAL or not alive:
+                        done.append((key, Ended(key, None)))
+                        continue
+                    if state not in ("none", host.watched[key]) and base not in S.TERMINAL:
                         host.watched[key] = state
                         progress[key] = state
                 if done:
-                    self._rsync(host, [p for k in done for p in (f".drypipe/{k}/", f"output/{k}/")], upload=False)
-                    for key in done:
+                    self._rsync(host, [p for k, _ in done for p in (f".drypipe/{k}/", f"output/{k}/")],
+                                upload=False)
+                    for key, e in done:
                         del host.watched[key]
-                        ended.append(Ended(key, None))
+                        host.jobs.pop(key, None)
+                        ended.append(e)
                 if host.unreachable_since is not None:
                     log.warning("%s is reachable again", host.spec.label)
                 host.unreachable_since = None
@@ -260,6 +305,21 @@ class RemoteExecutor:
         self._poll_index = 0 if changed else min(self._poll_index + 1, len(self.sleep_schedule) - 1)
         self._next_poll = time.monotonic() + max(self.sleep_schedule[self._poll_index], 0.2)
         return ended, progress, unreachable
+
+    @staticmethod
+    def _slurm_ending(key: str, job_id: str, state: str, queue):
+        """A remote Slurm task is over when its state file says completed or squeue says its job
+        is (or it vanished); None while it is pending or running, or squeue failed."""
+        from . import slurm_text as st
+        from .slurm import SlurmEnded
+        if queue is None:
+            return None
+        job = queue.get(job_id)
+        if state == S.COMPLETED or (job is not None and st.outcome(job[0]) != "active"):
+            return SlurmEnded(key, None, job[0] if job else "COMPLETED", job[1] if job else None)
+        if job is None:
+            return SlurmEnded(key, None, "VANISHED", None)
+        return None
 
     def unreachable_for(self) -> float:
         """Seconds the longest-unreachable host with watched tasks has been unreachable."""

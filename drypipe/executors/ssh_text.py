@@ -80,11 +80,13 @@ def launch_script(remote_dir: str, items: list[tuple[str, int]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def poll_script(remote_dir: str, keys: list[str]) -> str:
-    """For each task: 'key state alive' (alive: 1 if its launcher process runs, else 0)."""
+def poll_script(remote_dir: str, keys: list[str], squeue_argv: list[str] | None = None) -> str:
+    """For each task: 'key state alive' (alive: 1 if its launcher process runs, else 0);
+    with squeue_argv, first squeue's lines prefixed by 'Q|' (remote Slurm: one round trip)."""
     quoted = " ".join(shlex.quote(k) for k in keys)
+    squeue = f"{shlex.join(squeue_argv)} | sed 's/^/Q|/' || echo 'Q-FAILED'\n" if squeue_argv else ""
     return f"""cd {shlex.quote(remote_dir)} || exit 3
-for k in {quoted}; do
+{squeue}for k in {quoted}; do
   s=none
   for f in .drypipe/"$k"/state.*; do [[ -e $f ]] && s=${{f##*/state.}}; done
   alive=0
@@ -100,6 +102,8 @@ done
 def parse_poll(stdout: str) -> dict[str, tuple[str, bool]]:
     out = {}
     for line in stdout.splitlines():
+        if line.startswith("Q"):
+            continue
         parts = line.split()
         if len(parts) == 3:
             out[parts[0]] = (parts[1], parts[2] == "1")
@@ -113,3 +117,15 @@ def parse_launch(stdout: str) -> dict[str, str]:
         if len(parts) == 2 and parts[1].isdigit():
             out[parts[0]] = parts[1]
     return out
+
+
+def squeue_lines(stdout: str) -> str | None:
+    """The squeue part of a poll's output (None when squeue failed)."""
+    if "Q-FAILED" in stdout:
+        return None
+    return "\n".join(line[2:] for line in stdout.splitlines() if line.startswith("Q|"))
+
+
+def sbatch_script(remote_dir: str, argv: list[str]) -> str:
+    """Run sbatch in the remote instance dir (the jobs' working dir)."""
+    return f"cd {shlex.quote(remote_dir)} || exit 3\n{shlex.join(argv)}\n"

@@ -116,6 +116,10 @@ class Orchestrator:
     def _reattach(self, active: list[Node]) -> None:
         """Tasks the DB says are running (an earlier orchestrator died): watch those whose
         launcher still runs, ingest the others (relaunched if they never started)."""
+        for n in [n for n in active if n.conf.is_remote]:  # the next poll of its host tells
+            self.remote.watch(self.remote.host_for(n.conf), n.key,
+                              n.job_id if n.executer_type == "slurm" else None)
+        active = [n for n in active if not n.conf.is_remote]
         slurm = [n for n in active if n.executer_type == "slurm"]
         for n in slurm:
             if n.job_id:
@@ -123,9 +127,6 @@ class Orchestrator:
             else:
                 self._ingest(n, None)
         active = [n for n in active if n.executer_type != "slurm"]
-        for n in [n for n in active if n.conf.is_remote]:
-            self.remote.watch(self.remote.host_for(n.conf), n.key)  # the next poll tells
-        active = [n for n in active if not n.conf.is_remote]
         launchers = running_launchers(self.instance_dir, self.materializer.runtime_path) if active else {}
         for n in active:
             pid = launchers.get(n.key)
@@ -318,7 +319,7 @@ class Orchestrator:
                 kept.append(n)
                 continue
             script = self.mark_launched(n, slurm=is_slurm, t=t)
-            if is_remote:
+            if is_remote:  # a remote process, or Slurm on a remote login node
                 remote_batch.append(n)
             elif is_slurm:
                 slurm_batch.append(n)
@@ -600,9 +601,6 @@ def _gc_paused():
 
 
 def _check_supported(key: str, conf: TaskConf) -> None:
-    if conf.is_remote and conf.executer_type == "slurm":
-        raise InvalidPipeline(f"task {key!r}: Slurm on a remote login node (executer_type='slurm' with "
-                              "ssh_specs) is not supported by this version of DryPipe yet")
     if conf.is_remote and not conf.remote_base_dir:
         raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs needs remote_base_dir")
 

@@ -7,6 +7,7 @@ import time
 
 from ..errors import DryPipeError
 from ..executors.remote import HostUnreachable
+from ..executors.slurm import SlurmEnded, write_array_dir
 from ..state import statefile
 from ..state import states as S
 from ..state.store import now
@@ -36,8 +37,25 @@ def launch(orch, nodes) -> None:
             python = group[0].conf.python_bin or "python3"
             extra = orch.remote.prepare_host(h, need_python, orch.materializer.code_dir, _DRYPIPE_ROOT, python,
                                              _packages(group))
-            items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in group]
-            pids = orch.remote.launch(h, items, extra)
+            slurm = [n for n in group if n.executer_type == "slurm"]
+            procs = [n for n in group if n.executer_type != "slurm"]
+            if procs:
+                items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in procs]
+                pids = orch.remote.launch(h, items, extra)
+                extra = []
+                for n in procs:
+                    orch.set_job_id(n, f"{h.spec.label}:{pids.get(n.key, '?')}")
+            by_conf: dict[int, list] = {}
+            for n in slurm:
+                by_conf.setdefault(n.conf_id, []).append(n)
+            for nodes in by_conf.values():
+                array_dir = orch._new_array_dir()
+                write_array_dir(orch.instance_dir, array_dir, [(n.key, n.start_step) for n in nodes])
+                items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in nodes]
+                ids = orch.remote.sbatch(h, nodes[0].conf, array_dir, items, extra)
+                extra = []
+                for n, jid in zip(nodes, ids):
+                    orch.set_job_id(n, jid)
         except HostUnreachable as e:
             if h.unreachable_since is None:
                 h.unreachable_since = time.monotonic()
@@ -49,8 +67,6 @@ def launch(orch, nodes) -> None:
                 orch._fail_unlaunched(n, f"on {h.spec.label}: {e}")
             continue
         h.unreachable_since = None
-        for n in group:
-            orch.set_job_id(n, f"{h.spec.label}:{pids.get(n.key, '?')}")
 
 
 def _packages(nodes) -> dict[str, str]:
@@ -103,7 +119,7 @@ def poll(orch) -> None:
         name = statefile.read(tdir)  # the downloaded one outranks the local `launched`
         if name:
             statefile.write(tdir, name)
-        orch._ingest(orch.graph.nodes[e.key], None)
+        orch._ingest(orch.graph.nodes[e.key], None, slurm=e if isinstance(e, SlurmEnded) else None)
 
 
 def stranded(orch) -> list[str]:
