@@ -135,8 +135,12 @@ def prepare(pipeline_instance_dir, generator, until, sleep_schedule):
 def _register():
     from . import inspect as _inspect
     from . import tasks as _tasks
+    from . import remote as _remote
     from . import slurm as _slurm
-    for cmd in (_inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
+    for cmd in (_remote.upload_task_inputs, _remote.upload_drypipe_for_remote_instance, _remote.remote_exec,
+                _remote.fetch_remote_state, _remote.array_upload, _remote.array_submit_from_remote,
+                _remote.array_watch_from_remote, _remote.array_download,
+                _inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
                 _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
                 _slurm.sbatch_gen, _slurm.sbatch, _slurm.array_create_parent, _slurm.array_submit,
                 _slurm.restart_failed_array_tasks, _slurm.array_rsync_list):

@@ -36,15 +36,26 @@ def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
 @click.option("--wait", is_flag=True, default=True, hidden=True, help="(always: runs in the foreground)")
 @click.option("--tail", is_flag=True, help="Show the task's out.log as it runs.")
 @click.option("--by-runner", is_flag=True, hidden=True)
-@click.option("--from-remote", is_flag=True, hidden=True)
-@click.option("--ssh-remote-dest", hidden=True)
+@click.option("--from-remote", is_flag=True,
+              help="On a remote host: run the uploaded task in this copy of the instance (no database).")
+@click.option("--ssh-remote-dest", metavar="USER@HOST:DIR",
+              help="Run the task on that host, in DIR/<instance> (key: $DRYPIPE_SSH_KEY or ~/.ssh/id_*).")
 def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ssh_remote_dest):
     """Run one task in the foreground (from its failed step, else from step 0).
 
     \b
     Example:
       drypipe task -pid ./run1 --task-key t2 --tail
+      drypipe task -pid ./run1 --task-key t2 --ssh-remote-dest me@host.example.com:/scratch/me
     """
+    if from_remote:
+        script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
+        if not os.path.exists(script):
+            raise click.ClickException(f"task {task_key!r} was not uploaded to {pipeline_instance_dir}")
+        os.execvp("bash", ["bash", script, "run"])
+    if ssh_remote_dest:
+        _task_on_remote_dest(pipeline_instance_dir, task_key, ssh_remote_dest)
+        return
     from ..api import Instance
     inst = Instance(pipeline_instance_dir)
     tailer = None
@@ -59,6 +70,28 @@ def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ss
         if tailer is not None:
             tailer.terminate()
     _report_one(pipeline_instance_dir, task_key, res)
+
+
+def _task_on_remote_dest(instance_dir, key, dest):
+    from ..conf import TaskConf
+    from ..scheduler import remote_ops
+    from ..scheduler.orchestrator import Orchestrator
+    if ":" not in dest or "@" not in dest.split(":")[0]:
+        raise click.BadParameter(f"{dest!r}: expected USER@HOST:DIR", param_hint="--ssh-remote-dest")
+    user_host, rdir = dest.rsplit(":", 1)
+    ssh_key = os.environ.get("DRYPIPE_SSH_KEY") or next(
+        (p for p in (os.path.expanduser(f"~/.ssh/{n}") for n in ("id_ed25519", "id_rsa", "id_ecdsa"))
+         if os.path.exists(p)), os.path.expanduser("~/.ssh/id_rsa"))
+    with Orchestrator(instance_dir) as orch:
+        n = orch.graph.nodes.get(key)
+        if n is None:
+            raise click.ClickException(f"no task {key!r} in {instance_dir}")
+        n.conf = TaskConf.from_dict({**n.conf.to_dict(), "ssh_specs": f"{user_host}:{ssh_key}",
+                                     "remote_base_dir": rdir, "executer_type": "process"})
+        state = remote_ops.remote_exec(orch, key, wait=True)
+    click.echo(f"task {key}: {state}", err=True)
+    if state != "completed":
+        sys.exit(1)
 
 
 def _report_one(instance_dir, key, res):
