@@ -87,6 +87,7 @@ class Orchestrator:
         self.blocked_waits: list = []
         self._glob_waits: list[list] = []
         self._regenerate = pipeline is not None
+        self._any_nonlocal = False  # any Slurm or remote task in the graph?
         self._next_id = 1
         with _gc_paused():
             self._load()
@@ -102,6 +103,8 @@ class Orchestrator:
             n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
             n.outputs = outputs.get(r.id)
             graph.add(n)
+            if n.executer_type == "slurm" or n.conf.is_remote:
+                self._any_nonlocal = True
             self._next_id = max(self._next_id, r.id + 1)
         for n in graph.nodes.values():
             if n.state != S.COMPLETED:
@@ -167,6 +170,8 @@ class Orchestrator:
             if cached is None:
                 _check_supported(key, conf)
                 cached = conf_cache[id(conf)] = store.conf_id(conf.to_json_key())
+                if conf.executer_type == "slurm" or conf.is_remote:
+                    self._any_nonlocal = True
             n = Node(self._next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
                      task.spec())
             self._next_id += 1
@@ -306,27 +311,27 @@ class Orchestrator:
         capacity = self.local.capacity()
         batch, slurm_batch, remote_batch = [], [], []
         t = now()
-        kept: list[Node] = []
-        while self.ready and (capacity > 0 or any(n.executer_type == "slurm" or n.conf.is_remote
-                                                  for n in self.ready)):
-            n = self.ready.popleft()
+        ready = self.ready
+        if self._any_nonlocal:  # Slurm and remote tasks are not bound by the local capacity
+            local = collections.deque()
+            for n in ready:
+                (local if n.executer_type != "slurm" and not n.conf.is_remote else slurm_batch).append(n)
+            ready = self.ready = local
+        while capacity > 0 and ready:
+            n = ready.popleft()
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
-            is_slurm = n.executer_type == "slurm"
-            is_remote = n.conf.is_remote
-            if not (is_slurm or is_remote) and capacity <= 0:
-                kept.append(n)
+            batch.append((n, self.mark_launched(n, t=t)))
+            capacity -= 1
+        nonlocal_tasks, slurm_batch = slurm_batch, []
+        for n in nonlocal_tasks:
+            if until and fnmatch.fnmatchcase(n.key, until):
+                held.append(n.key)
                 continue
-            script = self.mark_launched(n, slurm=is_slurm, t=t)
-            if is_remote:  # a remote process, or Slurm on a remote login node
-                remote_batch.append(n)
-            elif is_slurm:
-                slurm_batch.append(n)
-            else:
-                batch.append((n, script))
-                capacity -= 1
-        self.ready.extendleft(reversed(kept))
+            self.mark_launched(n, slurm=n.executer_type == "slurm", t=t)
+            # a remote process, or Slurm on a remote login node; or Slurm here
+            (remote_batch if n.conf.is_remote else slurm_batch).append(n)
         self.store.flush()  # the DB says `launched` before the process (or job) exists
         if slurm_batch:
             self._submit_slurm(slurm_batch)
