@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.drypipe-installed
 DEMO_DIR ?= demo-instance
+BENCH_ARGS ?=
 
 .PHONY: install demo test test-fast bench lint clean
 
@@ -28,9 +29,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slurm and not ssh"
 
-## bench: benchmarks against a floor measured in the same run (median of 3)
+## bench: benchmarks against a floor measured in the same run (median of 3), and the Slurm
+## commands of 1000 tasks on the real cluster (as root it starts Slurm first and leaves it up;
+## scripts/services-down.sh stops it). Arguments: make bench BENCH_ARGS="--quick --only slurm"
 bench: install
-	$(BIN)/python bench/run.py
+	scripts/run-bench.sh $(BIN) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info drypipe/runtime/bash_builtins.so .pytest_cache

@@ -3,6 +3,9 @@
     DRYPIPE_BENCH_INDEPENDENT_N  tasks of independent_1000 (default 1000)
     DRYPIPE_BENCH_CHAIN_N        length of chain_200 (default 200)
     DRYPIPE_BENCH_STATIC_N       tasks of static_100k (default 100000)
+    DRYPIPE_BENCH_SLURM_N        tasks of slurm_1000 (default 1000)
+    DRYPIPE_BENCH_REMOTE_N       tasks of remote_200 (default 200), on the host of
+                                 DRYPIPE_BENCH_REMOTE_SPECS in DRYPIPE_BENCH_REMOTE_BASE
 
 The bash each task runs is produced by the *_command functions below, which the floors in
 run.py use too, so DryPipe and its floor run exactly the same commands."""
@@ -28,6 +31,19 @@ def chain_command(i: int, prev: str | None, out: str) -> str:
 def independent_1000(dsl):
     """N tasks with no dependencies, each writing one small file."""
     for i in range(size("INDEPENDENT", 1000)):
+        yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
+            independent_command("$i", "$out"))()
+
+
+def slurm_1000():
+    """independent_1000's tasks, sized by DRYPIPE_BENCH_SLURM_N, each run as a Slurm job: the
+    pipeline's TaskConf sends them all to Slurm (as job arrays, one per MaxArraySize chunk)."""
+    from drypipe import DryPipe, TaskConf  # here, not at the top: the prepare floor imports this module
+    return DryPipe.create_pipeline(_slurm_tasks, task_conf=TaskConf(executer_type="slurm"))
+
+
+def _slurm_tasks(dsl):
+    for i in range(size("SLURM", 1000)):
         yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
             independent_command("$i", "$out"))()
 
@@ -64,3 +80,18 @@ def static_100k(dsl):
         t = b.outputs(out=dsl.file("out.txt")).calls(independent_command("$i", "$out"))()
         tasks.append(t)
         yield t
+
+
+def remote_200():
+    """independent_1000's tasks, sized by DRYPIPE_BENCH_REMOTE_N, each run on a remote host over
+    SSH: TaskConf(ssh_specs=$DRYPIPE_BENCH_REMOTE_SPECS, remote_base_dir=$DRYPIPE_BENCH_REMOTE_BASE)."""
+    from drypipe import DryPipe, TaskConf  # here, not at the top: the prepare floor imports this module
+    conf = TaskConf(ssh_specs=os.environ["DRYPIPE_BENCH_REMOTE_SPECS"],
+                    remote_base_dir=os.environ["DRYPIPE_BENCH_REMOTE_BASE"])
+    return DryPipe.create_pipeline(_remote_tasks, task_conf=conf)
+
+
+def _remote_tasks(dsl):
+    for i in range(size("REMOTE", 200)):
+        yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
+            independent_command("$i", "$out"))()

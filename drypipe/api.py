@@ -68,7 +68,7 @@ class Instance:
 
     def __init__(self, instance_dir: str):
         self.instance_dir = os.path.abspath(instance_dir)
-        self.engine = db.open_db(self.instance_dir, create=False, upgrade=False)
+        self.engine = db.open_db(self.instance_dir, create=False, upgrade=False, readonly=True)
 
     def tasks(self, state: str | None = None, key: str | None = None) -> list[TaskInfo]:
         """Tasks in creation order; state is a state name ('failed', 'completed', ...) and key a glob."""
@@ -88,7 +88,14 @@ class Instance:
         return out
 
     def task(self, key: str) -> TaskInfo:
-        found = self.tasks(key=key.replace("[", "[[]"))
+        """The task with exactly this key."""
+        t = task_table.c
+        q = select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
+                   t.ended_at, t.message, t.spec).where(t.key == key)
+        with self.engine.connect() as c:
+            r = c.execute(q).first()
+        found = [TaskInfo(r.key, r.state, r.step, r.executer_type, r.job_id, r.launched_at, r.started_at,
+                          r.ended_at, r.message, self.instance_dir, r.id, r.spec)] if r else []
         if not found:
             from .errors import DryPipeError
             raise DryPipeError(f"no task {key!r} in {self.instance_dir}")

@@ -71,7 +71,8 @@ def report_execution_times(pipeline_instance_dir, task_key, filter_glob):
 @instance_dir_option
 @click.option("--watch", "-w", is_flag=True, help="Refresh every --interval seconds until Ctrl-C, "
                                                    "or until no orchestrator runs on the instance.")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between refreshes of --watch.")
 def status(pipeline_instance_dir, watch, interval):
     """Live counts per state and the running and failed tasks; safe beside a running `drypipe run`.
 
@@ -87,6 +88,7 @@ def status(pipeline_instance_dir, watch, interval):
             click.echo("\033[H\033[J" + text)
         else:
             click.echo(text)
+        sys.stdout.flush()
         if not watch or inst.running_orchestrator is None:
             return
         time.sleep(interval)  # a display refresh, not a wait on a condition
@@ -137,8 +139,9 @@ def dump_env(pipeline_instance_dir, task_key):
     """Print the environment of a task (its task-env.sh), for debugging."""
     path = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task-env.sh")
     if not os.path.exists(path):
+        from ..errors import DryPipeError
         _instance(pipeline_instance_dir).task(task_key)  # a clear error for an unknown key
-        raise click.ClickException(f"task {task_key!r} has not been launched yet: its environment "
-                                   "is written when its inputs are ready")
+        raise DryPipeError(f"task {task_key!r} has not been launched yet: its environment "
+                           "is written when it is launched")
     with open(path) as f:
         click.echo(f.read(), nl=False)

@@ -12,4 +12,11 @@ generator_option = click.option(
     help="DAG generator, or a function returning DryPipe.create_pipeline(...) "
          "(env DRYPIPE_PIPELINE_GENERATOR).")
 
-task_key_option = click.option("--task-key", "-k", required=True, metavar="KEY", help="Task key.")
+def _valid_key(ctx, param, value):
+    from ..dsl.task import check_key
+    check_key(value)  # a DryPipeError: one line naming the key, like every bad input
+    return value
+
+
+task_key_option = click.option("--task-key", "-k", required=True, metavar="KEY", help="Task key.",
+                               callback=_valid_key)

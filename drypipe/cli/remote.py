@@ -58,6 +58,8 @@ def fetch_remote_state(pipeline_instance_dir, task_key, wait):
     with _orch(pipeline_instance_dir) as orch:
         state = remote_ops.fetch_remote_state(orch, task_key, wait)
     click.echo(f"task {task_key}: {state}")
+    if wait and state != "completed":
+        raise SystemExit(1)
 
 
 @click.command("array-upload")

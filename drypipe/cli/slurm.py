@@ -31,6 +31,17 @@ def sbatch_gen(pipeline_instance_dir, task_key):
     import json
     inst, t = _slurm_task(pipeline_instance_dir, task_key)
     conf = TaskConf.from_dict(json.loads(_conf_json(inst, task_key)))
+    if not os.path.exists(os.path.join(inst.instance_dir, ".drypipe", task_key, "sbatch-launcher.sh")):
+        # never launched: write its task dir (launcher, sbatch-launcher.sh) so the command works
+        from ..errors import DryPipeError
+        from ..scheduler.orchestrator import Orchestrator
+        from ..state import states as S
+        with Orchestrator(inst.instance_dir) as orch:
+            n = orch.graph.nodes[task_key]
+            if n.state != S.READY:
+                raise DryPipeError(f"task {task_key!r} is {n.state_name}: it cannot be submitted before "
+                                   "its upstream tasks completed")
+            orch.materializer.materialize(n, S.READY, slurm=True)
     argv = SlurmExecutor(inst.instance_dir).sbatch_argv_for_task(conf, task_key)
     click.echo(f"cd {shell_command([inst.instance_dir])} && {shell_command(argv)}")
 

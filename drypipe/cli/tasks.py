@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..errors import DryPipeError
 from .options import instance_dir_option, task_key_option
 
 
@@ -38,7 +39,7 @@ def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
 @click.option("--by-runner", is_flag=True, hidden=True)
 @click.option("--from-remote", is_flag=True,
               help="On a remote host: run the uploaded task in this copy of the instance (no database).")
-@click.option("--ssh-remote-dest", metavar="USER@HOST:DIR",
+@click.option("--ssh-remote-dest", metavar="USER@HOST[:PORT]:DIR",
               help="Run the task on that host, in DIR/<instance> (key: $DRYPIPE_SSH_KEY or ~/.ssh/id_*).")
 def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ssh_remote_dest):
     """Run one task in the foreground (from its failed step, else from step 0).
@@ -51,13 +52,14 @@ def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ss
     if from_remote:
         script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
         if not os.path.exists(script):
-            raise click.ClickException(f"task {task_key!r} was not uploaded to {pipeline_instance_dir}")
+            raise DryPipeError(f"task {task_key!r} was not uploaded to {pipeline_instance_dir}")
         os.execvp("bash", ["bash", script, "run"])
     if ssh_remote_dest:
         _task_on_remote_dest(pipeline_instance_dir, task_key, ssh_remote_dest)
         return
     from ..api import Instance
     inst = Instance(pipeline_instance_dir)
+    inst.task(task_key)  # an unknown key is an error before anything is written
     tailer = None
     if tail:
         log = os.path.join(inst.instance_dir, ".drypipe", task_key, "out.log")
@@ -77,19 +79,21 @@ def _task_on_remote_dest(instance_dir, key, dest):
     from ..scheduler import remote_ops
     from ..scheduler.orchestrator import Orchestrator
     if ":" not in dest or "@" not in dest.split(":")[0]:
-        raise click.BadParameter(f"{dest!r}: expected USER@HOST:DIR", param_hint="--ssh-remote-dest")
-    user_host, rdir = dest.rsplit(":", 1)
+        raise DryPipeError(f"--ssh-remote-dest {dest!r}: expected USER@HOST:DIR or USER@HOST:PORT:DIR")
+    user_host, rdir = dest.rsplit(":", 1)  # USER@HOST or USER@HOST:PORT
     ssh_key = os.environ.get("DRYPIPE_SSH_KEY") or next(
         (p for p in (os.path.expanduser(f"~/.ssh/{n}") for n in ("id_ed25519", "id_rsa", "id_ecdsa"))
          if os.path.exists(p)), os.path.expanduser("~/.ssh/id_rsa"))
     with Orchestrator(instance_dir) as orch:
         n = orch.graph.nodes.get(key)
         if n is None:
-            raise click.ClickException(f"no task {key!r} in {instance_dir}")
+            raise DryPipeError(f"no task {key!r} in {instance_dir}")
         n.conf = TaskConf.from_dict({**n.conf.to_dict(), "ssh_specs": f"{user_host}:{ssh_key}",
                                      "remote_base_dir": rdir, "executer_type": "process"})
+        orch._any_nonlocal = True
         state = remote_ops.remote_exec(orch, key, wait=True)
-    click.echo(f"task {key}: {state}", err=True)
+        message = n.message
+    click.echo(f"task {key}: {state}" + (f" - {message}" if message else ""), err=True)
     if state != "completed":
         sys.exit(1)
 
@@ -122,7 +126,7 @@ def call(pipeline_instance_dir, task_key, module_function):
     info = inst.task(task_key)
     env_file = os.path.join(info.task_dir, "task-env.sh")
     if not os.path.exists(env_file):
-        raise click.ClickException(f"task {task_key!r} has not been launched yet: no environment")
+        raise DryPipeError(f"task {task_key!r} has not been launched yet: no environment")
     out = subprocess.run(["bash", "-c", '__pipeline_instance_dir="$1"; . "$2"; env -0',
                           "_", inst.instance_dir, env_file], capture_output=True, check=True).stdout
     env = dict(item.split("=", 1) for item in out.decode("utf-8", "surrogateescape").split("\0") if "=" in item)
@@ -131,9 +135,20 @@ def call(pipeline_instance_dir, task_key, module_function):
     for p in (os.getcwd(), code_dir):
         if p and p not in sys.path:
             sys.path.insert(0, p)
-    f = getattr(importlib.import_module(mod_name), fn_name)
+    from ..runtime.pycall import StepError
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise DryPipeError(f"call {module_function!r}: module {mod_name!r} not found ({e})") from e
+    f = getattr(module, fn_name, None)
+    if not callable(f):
+        raise DryPipeError(f"call {module_function!r}: module {mod_name!r} has no function {fn_name!r}")
     os.environ.update(env)
-    result = f(**bind_arguments(f, info.spec, env))
+    try:
+        kwargs = bind_arguments(f, info.spec, env)
+    except StepError as e:
+        raise DryPipeError(f"task {task_key!r}: {e}") from e
+    result = f(**kwargs)
     click.echo(repr(result))
 
 

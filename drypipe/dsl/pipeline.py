@@ -109,7 +109,8 @@ def _name(f):
 
 def _user_location(e: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)]
+              if not f.filename.startswith("<") and
+              not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)]
     if not frames:
         return ""
     f = frames[-1]

@@ -155,10 +155,24 @@ class RemoteExecutor:
             os.unlink(files_from)
         if res.returncode != 0:
             err = res.stderr.strip().splitlines()
-            msg = next((ln for ln in err if "No space left" in ln), err[-1] if err else f"exit {res.returncode}")
+            msg = next((ln for ln in err if "No space left" in ln), err[-1] if err else "")
+            if upload and "No space" not in msg:  # rsync can lose the reason: ask the host
+                msg = self._disk_full(host) or msg
+            msg = msg or f"rsync exited with status {res.returncode}"
             if res.returncode in (12, 255) and "No space" not in msg:
                 raise HostUnreachable(f"{host.spec.label}: rsync: {msg}")
             raise DryPipeError(f"{host.spec.label}: rsync {'upload' if upload else 'download'} failed: {msg}")
+
+    def _disk_full(self, host: Host) -> str | None:
+        """'No space left on device ...' when the remote instance's filesystem is (nearly) full."""
+        try:
+            rc, out, _ = self._run(host, f"df -Pk {shlex.quote(host.remote_dir)} | tail -n 1\n")
+            avail = int(out.split()[3])
+        except (HostUnreachable, IndexError, ValueError):
+            return None
+        if avail < 1024:
+            return f"No space left on device: {host.remote_dir} has {avail} KiB free"
+        return None
 
     def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str,
                      packages: dict[str, str] | None = None) -> list[str]:
@@ -197,7 +211,11 @@ class RemoteExecutor:
             self.counters["rsync"] += 1
             res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
             if res.returncode != 0:
-                raise DryPipeError(f"{host.spec.label}: uploading {src} failed: {res.stderr.strip()[-300:]}")
+                why = res.stderr.strip()[-300:]
+                if "No space" not in why:
+                    why = self._disk_full(host) or why
+                raise DryPipeError(f"{host.spec.label}: uploading {src} failed: "
+                                   f"{why or f'rsync exited with status {res.returncode}'}")
 
     # -- launching and polling --------------------------------------------------------------
     def launch(self, host: Host, items: list[tuple[str, int, list[str]]], extra: list[str]) -> dict[str, str]:

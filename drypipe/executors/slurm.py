@@ -21,6 +21,7 @@ from .base import Ended
 
 log = logging.getLogger("drypipe.slurm")
 DEFAULT_SLEEP_SCHEDULE = (0.0, 1.0, 3.0, 5.0, 10.0, 15.0, 20.0)
+SQUEUE_EVERY = 5.0  # at most one squeue per this many seconds: the controller is shared
 
 
 def run_command(argv: list[str], cwd: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -54,6 +55,7 @@ class SlurmExecutor:
         self._max_array: int | None = None
         self._poll_index = 0
         self._next_poll = 0.0
+        self._last_squeue = float("-inf")
         self.calls = {"sbatch": 0, "squeue": 0}
 
     @property
@@ -109,11 +111,52 @@ class SlurmExecutor:
         self.calls["sbatch"] += 1
         res = self.run(argv, cwd=self.instance_dir)
         if res.returncode != 0 and "--wait" not in argv:
-            raise DryPipeError(f"sbatch failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+            lines = [line.strip() for line in (res.stderr or res.stdout).splitlines()
+                     if line.strip() and not line.startswith('Try "sbatch --help"')]
+            raise DryPipeError("sbatch failed: " + ("; ".join(lines) or f"exit status {res.returncode}"))
         try:
             return st.parse_sbatch_parsable(res.stdout)
         except ValueError as e:
             raise DryPipeError(f"sbatch: {e}; stderr: {res.stderr.strip()}") from e
+
+    def recover_array_jobs(self, keys) -> dict[str, str]:
+        """Job ids of tasks whose array was submitted by an orchestrator that died before it
+        recorded them: from the last array dir listing each task, by its job-id file, else by
+        the array's --comment (its dir name) in squeue."""
+        base = os.path.join(self.instance_dir, ".drypipe", "_arrays")
+        keys = set(keys)
+        last: dict[str, tuple[str, int]] = {}
+        try:
+            dirs = sorted((d for d in os.listdir(base) if d.isdigit()), key=int)
+        except FileNotFoundError:
+            return {}
+        for d in dirs:
+            try:
+                items = read_array_keys(os.path.join(base, d))
+            except FileNotFoundError:
+                continue
+            for i, (k, _) in enumerate(items):
+                if k in keys:
+                    last[k] = (d, i)
+        jobs: dict[str, str | None] = {}
+        by_comment = None
+        found = {}
+        for k, (d, i) in last.items():
+            if d not in jobs:
+                try:
+                    with open(os.path.join(base, d, "job-id")) as f:
+                        jobs[d] = (f.read().split() or [None])[-1]
+                except FileNotFoundError:
+                    if by_comment is None:
+                        res = self.run(["squeue", "-h", "-r", "-t", "all", f"--name={self.job_name}", "-o", "%i|%k"])
+                        by_comment = {}
+                        for line in (res.stdout.splitlines() if res.returncode == 0 else []):
+                            jid, _, comment = line.strip().partition("|")
+                            by_comment.setdefault(comment, jid.split("_")[0])
+                    jobs[d] = by_comment.get(d)
+            if jobs[d]:
+                found[k] = f"{jobs[d]}_{i}"
+        return found
 
     def watch(self, key: str, job_id: str) -> None:
         self.jobs[key] = job_id
@@ -127,27 +170,40 @@ class SlurmExecutor:
         return max(0.0, self._next_poll - time.monotonic())
 
     def poll(self, force: bool = False) -> list[SlurmEnded]:
-        """When due: one squeue for all jobs, then the tasks whose job is over."""
+        """When due: the tasks whose job is over. Their state files say so for tasks that
+        completed or failed (no controller call); one squeue for the whole instance, at most
+        every SQUEUE_EVERY seconds, settles the others (cancelled, time limit, vanished)."""
         if not self.jobs or (not force and time.monotonic() < self._next_poll):
             return []
+        ended, unsettled = [], {}
+        for key, jid in list(self.jobs.items()):
+            name = statefile.read(os.path.join(self.instance_dir, ".drypipe", key))
+            if name == S.COMPLETED or (name or "").startswith(S.FAILED + "."):
+                del self.jobs[key]
+                ended.append(SlurmEnded(key, None, None, None))
+            else:  # running, pending, or killed.N (a cancel, or a time limit?): ask Slurm
+                unsettled[key] = jid
+        if unsettled and (force or time.monotonic() - self._last_squeue >= SQUEUE_EVERY):
+            ended += self._squeue(unsettled)
+        self._schedule(changed=bool(ended))
+        return ended
+
+    def _squeue(self, unsettled: dict[str, str]) -> list[SlurmEnded]:
         self.calls["squeue"] += 1
+        self._last_squeue = time.monotonic()
         res = self.run(st.squeue_argv(self.job_name))
         if res.returncode != 0:
             log.warning("squeue failed (%s); will retry", res.stderr.strip())
-            self._schedule(changed=False)
             return []
         queue = st.parse_squeue(res.stdout)
         ended = []
-        for key, jid in list(self.jobs.items()):
+        for key, jid in unsettled.items():
             tdir = os.path.join(self.instance_dir, ".drypipe", key)
-            name = statefile.read(tdir)
             job = queue.get(jid)
             outcome = st.outcome(job[0]) if job else None
-            if name == S.COMPLETED or (outcome is not None and outcome != "active") or \
-                    (job is None and not _just_submitted(tdir)):
+            if (outcome is not None and outcome != "active") or (job is None and not _just_submitted(tdir)):
                 del self.jobs[key]
                 ended.append(SlurmEnded(key, None, job[0] if job else "VANISHED", job[1] if job else None))
-        self._schedule(changed=bool(ended))
         return ended
 
     def _schedule(self, changed: bool) -> None:

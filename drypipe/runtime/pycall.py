@@ -102,6 +102,16 @@ def encode_outputs(result, spec: dict, func_name: str) -> bytes:
     return b"".join(chunks)
 
 
+def _report(task_dir: str, key: str, step_no: int, e: Exception) -> int:
+    """The message goes to out.log and to step-error, which the launcher puts in drypipe.log
+    (and so in the run's summary)."""
+    msg = f"step {step_no}: {e}"
+    print(f"drypipe: task {key} {msg}", file=sys.stderr)
+    with open(os.path.join(task_dir, "step-error"), "w") as fh:
+        fh.write(msg)
+    return 1
+
+
 def main(argv) -> int:
     task_dir, step_no = argv[0], int(argv[1])
     with open(os.path.join(task_dir, "task-conf.json")) as fh:
@@ -113,8 +123,7 @@ def main(argv) -> int:
         f = _load_function(step)
         kwargs = bind_arguments(f, spec, os.environ)
     except StepError as e:
-        print(f"drypipe: task {conf['key']} step {step_no}: {e}", file=sys.stderr)
-        return 1
+        return _report(task_dir, conf["key"], step_no, e)
     try:
         result = f(**kwargs)
     except Exception:
@@ -125,8 +134,7 @@ def main(argv) -> int:
     try:
         data = encode_outputs(result, spec, name)
     except StepError as e:
-        print(f"drypipe: task {conf['key']} step {step_no}: {e}", file=sys.stderr)
-        return 1
+        return _report(task_dir, conf["key"], step_no, e)
     if data:
         with open(os.path.join(task_dir, "output-vars"), "ab") as fh:
             fh.write(data)

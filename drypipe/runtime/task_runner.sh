@@ -17,10 +17,13 @@ fi
 __drypipe_runner_loaded=1
 
 __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one open, no fork)
+  local __drypipe_m="$*"
+  __drypipe_m=${__drypipe_m//$'\n'/\\n}  # one event per line: a value cannot forge a line
+  __drypipe_m=${__drypipe_m//$'\r'/\\r}
   if [[ -n ${__drypipe_logging:-} ]]; then
-    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >&2
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m" >&2
   else
-    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*" >> "$__task_dir/drypipe.log"
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m" >> "$__task_dir/drypipe.log"
   fi
 }
 
@@ -132,7 +135,14 @@ __drypipe_run() {
     __drypipe_state "step-started.$__drypipe_step"
     "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
     __drypipe_rc=$?
-    (( __drypipe_rc == 0 )) || __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $__drypipe_rc"
+    if (( __drypipe_rc != 0 )); then
+      if [[ -s $__task_dir/step-error ]]; then  # a python call broke its contract: say how
+        IFS= read -r -d '' __drypipe_msg < "$__task_dir/step-error"
+        : > "$__task_dir/step-error"
+        __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
+      fi
+      __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $__drypipe_rc"
+    fi
     __drypipe_load_vars
   done
   __drypipe_step=$(( __drypipe_n_steps - 1 ))

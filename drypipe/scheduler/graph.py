@@ -39,7 +39,7 @@ class Node:
 
     @property
     def spec(self) -> dict:
-        if self._spec is None:
+        if self._spec is None:  # parsed on first use: most loaded tasks are never looked at
             self._spec = json.loads(self.spec_json)
         return self._spec
 

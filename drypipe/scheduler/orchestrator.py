@@ -29,7 +29,7 @@ from ..state.store import Store, dumps, now
 from .graph import Node, TaskGraph
 from .lock import InstanceLock
 from .materialize import Materializer, task_dir
-from .tasklog import read_transitions
+from .tasklog import attempt_offset, read_transitions
 
 POLL_RUNNING_EVERY = 2.0
 log = logging.getLogger("drypipe.orchestrator")
@@ -60,6 +60,7 @@ class Orchestrator:
     def __init__(self, instance_dir: str, pipeline: Pipeline | None = None, generator_spec: str | None = None,
                  max_parallel: int | None = None, reporter=None, sleep_schedule=None):
         self.instance_dir = os.path.abspath(instance_dir)
+        os.umask(os.umask(0) | 0o002)  # nothing DryPipe (or its tasks) creates is world-writable
         self.pipeline = pipeline
         self.reporter = reporter or NullReporter()
         _ensure_instance_dir(self.instance_dir)
@@ -111,10 +112,28 @@ class Orchestrator:
                 graph.link(n)
                 if n.state == S.READY:
                     self.ready.append(n)
+        self._repair_state_files()
         active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
         if active:
             self._reattach(active)
         self.store.flush()
+
+    def _repair_state_files(self) -> None:
+        """The DB is the truth for tasks not running: make each launched-once task dir hold
+        exactly its state file again (edited, deleted or duplicated by hand)."""
+        for n in self.graph.nodes.values():
+            if n.state in S.ACTIVE or n.launched_at is None:
+                continue
+            tdir = task_dir(self.instance_dir, n.key)
+            name = n.state_name
+            try:
+                found = statefile.names(tdir)
+            except FileNotFoundError:
+                continue
+            if found != [name]:
+                log.warning("task %s: state files %s repaired to state.%s (the database's)", n.key,
+                            found or "(none)", name)
+                statefile.normalize(tdir, name)
 
     def _reattach(self, active: list[Node]) -> None:
         """Tasks the DB says are running (an earlier orchestrator died): watch those whose
@@ -124,7 +143,13 @@ class Orchestrator:
                               n.job_id if n.executer_type == "slurm" else None)
         active = [n for n in active if not n.conf.is_remote]
         slurm = [n for n in active if n.executer_type == "slurm"]
+        missing = [n.key for n in slurm if not n.job_id]
+        recovered = self.slurm.recover_array_jobs(missing) if missing else {}
         for n in slurm:
+            n.log_offset = attempt_offset(task_dir(self.instance_dir, n.key), n.launched_at) or \
+                _log_size(task_dir(self.instance_dir, n.key))
+            if not n.job_id and n.key in recovered:
+                self.set_job_id(n, recovered[n.key])  # submitted, but died before recording it
             if n.job_id:
                 self.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
             else:
@@ -132,6 +157,9 @@ class Orchestrator:
         active = [n for n in active if n.executer_type != "slurm"]
         launchers = running_launchers(self.instance_dir, self.materializer.runtime_path) if active else {}
         for n in active:
+            # read this attempt's lines only: earlier attempts' were ingested by earlier runs
+            n.log_offset = attempt_offset(task_dir(self.instance_dir, n.key), n.launched_at) or \
+                _log_size(task_dir(self.instance_dir, n.key))
             pid = launchers.get(n.key)
             if pid is not None and self.local.attach(n.key, str(pid), task_dir(self.instance_dir, n.key)):
                 if n.job_id != str(pid):
@@ -157,7 +185,10 @@ class Orchestrator:
         scripts_checked: set[str] = set()
         nodes = graph.nodes
         for key, task in gen.tasks.items():
-            if key in nodes:
+            known = nodes.get(key)
+            if known is not None:
+                if known.state != S.COMPLETED and known.state not in S.ACTIVE:
+                    self._update_definition(known, task)
                 continue
             for s in task.steps:
                 if s["kind"] == "script" and s["path"] not in scripts_checked:
@@ -200,6 +231,22 @@ class Orchestrator:
                  len(self.blocked_waits))
         return new
 
+    def _update_definition(self, n: Node, task) -> None:
+        """A task not run (or failed) whose definition changed in the generator: take the new one
+        (a fixed snippet is what --restart-failed/--reset-failed should run)."""
+        spec = task.spec()
+        if spec == n.spec and task.conf == n.conf:
+            return
+        if {i.get("task") for i in spec["inputs"]} != {i.get("task") for i in n.spec["inputs"]}:
+            log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
+                        "recorded definition", n.key)
+            return
+        n._spec, n.spec_json = spec, None
+        if task.conf != n.conf:
+            n.conf, n.conf_id = task.conf, self.store.conf_id(task.conf.to_json_key())
+        self.store.update_definition(n, dumps(spec))
+        log.warning("task %s: definition changed in the generator; the new one will run", n.key)
+
     def _index_glob_waits(self) -> None:
         """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""
         self._glob_waits = []
@@ -240,7 +287,11 @@ class Orchestrator:
         try:
             while True:
                 if self._regenerate and self.pipeline is not None:
-                    new = self.generate()
+                    try:
+                        new = self.generate()
+                    except DryPipeError:
+                        self._interrupt()  # running local tasks are stopped and recorded
+                        raise
                     if new:
                         self.reporter.generated(self, len(new))
                 remote_tasks.release_deferred(self)
@@ -278,6 +329,13 @@ class Orchestrator:
         self.store.touch(n)
         self.store.transition(n, S.LAUNCHED, None, t)
         return script
+
+    def _mark_launched_or_fail(self, n: Node, slurm: bool, t: float) -> str | None:
+        try:
+            return self.mark_launched(n, slurm=slurm, t=t)
+        except OSError as e:
+            self._fail_unlaunched(n, f"cannot write its task dir .drypipe/{n.key}: {e.strerror}")
+            return None
 
     def set_job_id(self, n: Node, job_id: str) -> None:
         n.job_id, n.start_step = job_id, 0
@@ -322,16 +380,18 @@ class Orchestrator:
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
-            batch.append((n, self.mark_launched(n, t=t)))
-            capacity -= 1
+            script = self._mark_launched_or_fail(n, False, t)
+            if script:
+                batch.append((n, script))
+                capacity -= 1
         nonlocal_tasks, slurm_batch = slurm_batch, []
         for n in nonlocal_tasks:
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
-            self.mark_launched(n, slurm=n.executer_type == "slurm", t=t)
-            # a remote process, or Slurm on a remote login node; or Slurm here
-            (remote_batch if n.conf.is_remote else slurm_batch).append(n)
+            if self._mark_launched_or_fail(n, n.executer_type == "slurm", t):
+                # a remote process, or Slurm on a remote login node; or Slurm here
+                (remote_batch if n.conf.is_remote else slurm_batch).append(n)
         self.store.flush()  # the DB says `launched` before the process (or job) exists
         if slurm_batch:
             self._submit_slurm(slurm_batch)
@@ -378,7 +438,10 @@ class Orchestrator:
 
     def _fail_unlaunched(self, n: Node, message: str) -> None:
         tdir = task_dir(self.instance_dir, n.key)
-        statefile.write(tdir, S.format(S.FAILED, n.start_step))
+        try:
+            statefile.write(tdir, S.format(S.FAILED, n.start_step))
+        except OSError:
+            pass  # the task dir itself is what failed
         n.state, n.step, n.message, n.ended_at = S.FAILED, n.start_step, message, now()
         self.store.touch(n)
         self.store.transition(n, S.FAILED, n.step, n.ended_at)
@@ -411,7 +474,7 @@ class Orchestrator:
             state, step = S.LAUNCHED, None
         t = transitions[-1][0] if transitions else now()
         if state in S.ACTIVE:
-            if state == S.LAUNCHED and not _launcher_started(tdir):
+            if state == S.LAUNCHED and attempt_offset(tdir, n.launched_at) is None:
                 # the launcher never ran (orchestrator died between DB write and spawn): relaunch
                 n.state, n.step = S.READY, None
                 self.store.touch(n)
@@ -423,6 +486,7 @@ class Orchestrator:
                        if returncode is None else f"task process ended with status {returncode} without reporting")
             self.store.transition(n, state, step, t)
         n.state, n.step, n.ended_at = state, step, t
+        statefile.normalize(tdir, S.format(state, step))  # exactly one, even if one was added by hand
         n.message = message if state in S.FAILURES else None
         if state == S.COMPLETED:
             n.outputs = {}
@@ -445,7 +509,7 @@ class Orchestrator:
 
     def _poll_running(self) -> None:
         """Refresh step-started.N of long-running tasks (for `list-states` while they run)."""
-        for key in self.local.running_keys():
+        for key in [*self.local.running_keys(), *self.slurm.jobs]:
             n = self.graph.nodes[key]
             name = statefile.read(task_dir(self.instance_dir, key))
             if not name or name == n.state_name:
@@ -552,14 +616,17 @@ class Orchestrator:
         if not wait:  # detached: all at once, they outlive this process
             self.local.max_parallel = max(self.local.max_parallel, len(self.ready) + self.local.running)
         try:
-            while self.ready or (wait and (self.local.running or self.slurm.running)):
+            while self.ready or (wait and (self.local.running or self.slurm.running or self.remote.running)):
                 self._launch(None, [])
                 if not wait:
                     if not self.ready:
                         break
                     continue
-                if self.local.running or self.slurm.running:
+                if self.local.running or self.slurm.running or self.remote.running:
                     self._wait_and_ingest()
+                    # completions made downstream tasks ready: they wait for the next `drypipe run`
+                    others.extend(n for n in self.ready if n not in wanted)
+                    self.ready = collections.deque(n for n in self.ready if n in wanted)
         finally:
             self.ready = collections.deque(others + [n for n in self.ready if n not in others])
             self.store.flush()
@@ -634,10 +701,6 @@ def _log_size(tdir: str) -> int:
         return os.path.getsize(os.path.join(tdir, "drypipe.log"))
     except OSError:
         return 0
-
-
-def _launcher_started(tdir: str) -> bool:
-    return _log_size(tdir) > 0
 
 
 __all__ = ["Orchestrator", "RunResult", "DryPipeError"]

@@ -63,8 +63,9 @@ def launch(orch, nodes) -> None:
                 defer(orch, n, str(e))
             continue
         except DryPipeError as e:
+            msg = str(e) if str(e).startswith(h.spec.label) else f"{h.spec.label}: {e}"
             for n in group:
-                orch._fail_unlaunched(n, f"on {h.spec.label}: {e}")
+                orch._fail_unlaunched(n, msg)
             continue
         h.unreachable_since = None
 
@@ -75,10 +76,18 @@ def _packages(nodes) -> dict[str, str]:
     for n in nodes:
         for s in n.spec["steps"]:
             if s["kind"] == "python" and "." in s["module"]:
-                root = import_root(s["module"])
                 top = s["module"].split(".")[0]
+                root = import_root(s["module"])
                 if root and os.path.isdir(os.path.join(root, top)):
                     out[top] = os.path.join(root, top)
+                else:  # not imported in this process (a command by hand): find it
+                    import importlib.util
+                    try:
+                        spec = importlib.util.find_spec(top)
+                    except (ImportError, ValueError):
+                        spec = None
+                    if spec is not None and spec.submodule_search_locations:
+                        out[top] = list(spec.submodule_search_locations)[0]
     return out
 
 

@@ -43,18 +43,57 @@ def make_engine(path: str) -> Engine:
     return engine
 
 
+def make_reader_engine(path: str) -> Engine:
+    """A read-only engine (status, list-states, the API): never writes, not even the WAL pragma,
+    so a read-only instance (or a colleague's) can be inspected. When the WAL index cannot be
+    created next to the DB (a read-only dir) and no orchestrator runs, the file is read as
+    immutable."""
+    from ..scheduler.lock import holder_pid
+    instance_dir = os.path.dirname(os.path.dirname(path))
+    immutable = not os.access(os.path.dirname(path), os.W_OK) or _dir_immutable(os.path.dirname(path))
+    if immutable and holder_pid(instance_dir) is not None:
+        immutable = False
+    uri = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect():
+        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con.execute("PRAGMA busy_timeout=10000")
+        return con
+    return create_engine("sqlite://", creator=connect)
+
+
+def _dir_immutable(d: str) -> bool:
+    """Root ignores permission bits: try to create a file to know whether d is writable."""
+    probe = os.path.join(d, f".drypipe-write-probe-{os.getpid()}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+        return False
+    except OSError:
+        return True
+
+
 def current_revision(path: str) -> str | None:
     """The revision stamped in an existing DB file (plain sqlite3: no Alembic import needed)."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-        return row[0] if row else None
-    except sqlite3.OperationalError:
-        return None
-    except sqlite3.DatabaseError as e:
-        raise InstanceError(f"{path}: not a DryPipe database ({e})") from e
-    finally:
-        con.close()
+    for uri in (f"file:{path}?mode=ro", f"file:{path}?mode=ro&immutable=1"):
+        try:
+            con = sqlite3.connect(uri, uri=True)
+        except sqlite3.OperationalError:
+            continue
+        try:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            return row[0] if row else None
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return None
+            if "unable to open" in str(e):
+                continue  # a WAL db in a read-only dir: try reading it as immutable
+            raise InstanceError(f"{path}: cannot read the database: {e}") from e
+        except sqlite3.DatabaseError as e:
+            raise InstanceError(f"{path}: not a DryPipe database ({e})") from e
+        finally:
+            con.close()
+    raise InstanceError(f"{path}: cannot open the database for reading")
 
 
 def known_revisions() -> list[str]:
@@ -73,7 +112,7 @@ def migrate(engine: Engine, target: str = "head") -> None:
         command.upgrade(cfg, target)
 
 
-def open_db(instance_dir: str, create: bool = False, upgrade: bool = True) -> Engine:
+def open_db(instance_dir: str, create: bool = False, upgrade: bool = True, readonly: bool = False) -> Engine:
     """The instance's engine, its schema at SCHEMA_REVISION.
 
     A missing DB is created when `create`; an older one is upgraded when `upgrade`;
@@ -95,11 +134,11 @@ def open_db(instance_dir: str, create: bool = False, upgrade: bool = True) -> En
         return make_engine(path)
     rev = current_revision(path) if exists else None
     if rev == SCHEMA_REVISION:
-        return make_engine(path)
+        return make_reader_engine(path) if readonly else make_engine(path)
     if rev is not None and rev not in known_revisions():
         raise InstanceError(f"{path}: database revision {rev!r} was written by a newer DryPipe "
                             f"(this one knows up to {SCHEMA_REVISION!r}); upgrade drypipe")
-    if rev is not None and not upgrade:
+    if not upgrade:
         raise InstanceError(f"{path}: database revision {rev!r} is older than {SCHEMA_REVISION!r}; "
                             "run `drypipe upgrade-drypipe`")
     engine = make_engine(path)

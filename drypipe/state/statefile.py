@@ -51,3 +51,19 @@ def write(task_dir: str, new_state: str, current: str | None = None) -> None:
             os.unlink(path)
     if not found:
         os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def names(task_dir: str) -> list[str]:
+    """The states named by all state files of a task dir (normally exactly one)."""
+    with os.scandir(task_dir) as it:
+        return sorted(e.name[len(PREFIX):] for e in it if e.name.startswith(PREFIX))
+
+
+def normalize(task_dir: str, state: str) -> None:
+    """Leave exactly `state.<state>` in task_dir (a no-op, one scan, when it already is so)."""
+    try:
+        found = names(task_dir)
+    except FileNotFoundError:
+        return
+    if found != [state]:
+        write(task_dir, state)

@@ -3,11 +3,13 @@ changes of each scheduling round in one transaction (the orchestrator is the onl
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from ..errors import InstanceError
 from .models import meta_table, output_var_table, task_conf_table, task_table
 
 
@@ -23,6 +25,7 @@ class Store:
         self._meta: dict[str, str] = {}
         self._next_conf_id = 1
         self._raw = None
+        self._definitions: list[tuple] = []
 
     # -- reading --------------------------------------------------------------------------
     def load_meta(self) -> dict[str, str]:
@@ -84,7 +87,7 @@ class Store:
     @property
     def has_pending(self) -> bool:
         return bool(self._new_tasks or self._dirty or self._transitions or self._outputs
-                    or self._pending_conf or self._meta)
+                    or self._pending_conf or self._meta or self._definitions)
 
     def flush(self) -> None:
         if not self.has_pending:
@@ -107,11 +110,18 @@ class Store:
                   "message=? WHERE id=?",
                   [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.id)
                    for n in self._dirty.values()])
+            if self._definitions:
+                x("UPDATE task SET spec=?, conf_id=? WHERE id=?", self._definitions)
             if self._outputs:
                 x("INSERT OR REPLACE INTO output_var (task_id, name, value) VALUES (?, ?, ?)", self._outputs)
             if self._transitions:
                 x("INSERT INTO transition (task_id, state, step, at) VALUES (?, ?, ?, ?)", self._transitions)
             self._raw.commit()
+        except sqlite3.OperationalError as e:
+            self._raw.rollback()
+            if "readonly" in str(e) or "read-only" in str(e):
+                raise InstanceError(f"{self.engine.url.database}: the instance database is not writable") from e
+            raise
         except BaseException:
             self._raw.rollback()
             raise
@@ -123,6 +133,10 @@ class Store:
         self._dirty.clear()
         self._outputs.clear()
         self._transitions.clear()
+        self._definitions.clear()
+
+    def update_definition(self, node, spec_json: str) -> None:
+        self._definitions.append((spec_json, node.conf_id, node.id))
 
     def close(self) -> None:
         if self._raw is not None:
