@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -61,6 +62,32 @@ def state_files(instance: Path) -> dict[str, list[str]]:
     out = {}
     d = instance / ".drypipe"
     for t in sorted(d.iterdir()):
-        if t.is_dir() and not t.name.startswith("_"):  # _runtime: shared launcher code
+        if t.is_dir() and (t / "task").exists():  # task dirs (not _runtime, _arrays, array parents)
             out[t.name] = sorted(p.name for p in t.iterdir() if p.name.startswith("state."))
     return out
+
+
+# -- the services of the integration tier (scripts/services-up.sh) --------------------------------
+SERVICES_DIR = Path(os.environ.get("DRYPIPE_TEST_SERVICES") or REPO / ".test-services")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export KEY=VALUE` lines (values shell-quoted) of a services env file."""
+    env = {}
+    for line in path.read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if words and words[0] == "export":
+            words = words[1:]
+        for word in words:
+            key, sep, value = word.partition("=")
+            if sep:
+                env[key] = value
+    return env
+
+
+def service_env(name: str, up_script: str) -> dict[str, str]:
+    """The client env of a running service (slurm.env, ssh.env); skips the test when absent."""
+    path = SERVICES_DIR / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: start the service with scripts/{up_script} (as root)")
+    return read_env_file(path)

@@ -65,7 +65,7 @@ def test_a_missing_image_fails_the_step_with_the_runtimes_message(tmp_path, inst
 
 @pytest.mark.slurm
 def test_container_steps_in_a_slurm_job(tmp_path, instance_dir):
-    from test_services import service_env
+    from conftest import service_env
     env = {**env_with_double(tmp_path), **service_env("slurm.env", "slurm-up.sh"), "EXECUTER": "slurm"}
     drypipe("run", "-q", "-pid", instance_dir, "--generator", "tests.pipelines.containers:pipeline", cwd=REPO,
             env=env, check=True)

@@ -250,3 +250,21 @@ def test_verbose_shows_events_and_error_tracebacks(instance_dir):
     assert "task c-2: completed" in res.stderr
     res = drypipe("-v", "run", "-pid", instance_dir, "--generator", f"{GEN}:raises", cwd=REPO)
     assert res.returncode == 2 and "Traceback" in res.stderr and "ValueError: bad dataset row 7" in res.stderr
+
+
+def test_task_ps_and_tail_show_a_running_task(instance_dir):
+    proc = _start_run(instance_dir, "sleeper")
+    task = str(instance_dir / ".drypipe" / "sleeper" / "task")
+    try:
+        wait_until(lambda: (instance_dir / ".drypipe" / "sleeper" / "state.step-started.0").exists(),
+                   what="sleeper to start")
+        ps = subprocess.run([task, "ps"], capture_output=True, text=True, timeout=30)
+        assert ps.returncode == 0 and "sleep 60" in ps.stdout, ps
+        # tail -F never ends by itself: `timeout` bounds it, its output is what it showed
+        tail = subprocess.run(["timeout", "2", task, "tail"], capture_output=True, text=True, timeout=30)
+        assert "step-started.0" in tail.stdout and "drypipe.log" in tail.stdout, tail
+        subprocess.run([task, "kill"], check=True, timeout=10)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert db_states(instance_dir)["sleeper"] == "killed.0"

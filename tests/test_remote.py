@@ -1,9 +1,10 @@
 """Tasks on a remote host, against the real sshd of scripts/sshd-up.sh (user drypipe-remote,
 whose home holds the remote base dir: a remote task sees only what DryPipe transferred)."""
 import os
-import shutil
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ GEN = "tests.pipelines.remote"
 
 @pytest.fixture
 def ssh():
-    from test_services import service_env
+    from conftest import service_env
     e = service_env("ssh.env", "sshd-up.sh")
     return e
 
@@ -156,3 +157,43 @@ def test_host_that_does_not_come_back_leaves_tasks_resumable(ssh, base, instance
     assert res.returncode == 0, res
     runs = [ln for ln in remote_sh(ssh, "cat ~/executions.log").split("\n") if ln]
     assert sorted(ln.split()[0] for ln in runs) == ["sleep-0", "sleep-1"]  # resumed, not rerun
+
+
+def test_new_host_keys_are_accepted_only_when_asked(ssh, base, instance_dir, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    res = run(instance_dir, "one_remote", remote_env(ssh, base, DRYPIPE_SSH_KNOWN_HOSTS=str(known),
+                                                     DRYPIPE_SSH_ACCEPT_NEW="1"))
+    assert res.returncode == 0, res
+    recorded = known.read_text()
+    assert f"[127.0.0.1]:{ssh['DRYPIPE_TEST_SSH_PORT']} ssh-ed25519 " in recorded
+    pinned = Path(ssh["DRYPIPE_TEST_SSH_KNOWN_HOSTS"]).read_text().split()[-1]
+    assert pinned in recorded  # the key it recorded is the server's real one
+    res = run(tmp_path / "second", "one_remote", remote_env(ssh, base, DRYPIPE_SSH_KNOWN_HOSTS=str(known)))
+    assert res.returncode == 0, res  # now known: no opt-in needed
+
+
+def test_container_resolved_in_remote_containers_dir(ssh, base, instance_dir):
+    """Apptainer cannot be installed here: tests/doubles/apptainer (a TEST DOUBLE) is put on the
+    remote user's PATH; it logs its command line on the host and runs the command there."""
+    home = f"/home/{ssh['DRYPIPE_TEST_SSH_USER']}"
+    double = (Path(__file__).parent / "doubles" / "apptainer").read_text()
+    remote_sh(ssh, f"mkdir -p {home}/dbin {home}/containers && touch {home}/containers/tool.sif && "
+                   f"rm -f {home}/apptainer.log && cat > {home}/dbin/apptainer <<'DOUBLE'\n{double}DOUBLE\n"
+                   f"chmod +x {home}/dbin/apptainer")
+    env = remote_env(ssh, base, REMOTE_CONTAINERS_DIR=f"{home}/containers", REMOTE_PATH=f"{home}/dbin:/usr/bin:/bin",
+                     REMOTE_DOUBLE_LOG=f"{home}/apptainer.log")
+    res = run(instance_dir, "in_container", env)
+    assert res.returncode == 0, res
+    remote_inst = f"{base}/{instance_dir.name}"
+    call = shlex.split(remote_sh(ssh, f"cat {home}/apptainer.log").strip())
+    assert call[1:] == ["exec", "--bind", remote_inst, "--bind", f"{remote_inst}/.drypipe/_code",
+                        f"{home}/containers/tool.sif", "bash", f"{remote_inst}/.drypipe/boxed/task", "step", "0"]
+    assert (instance_dir / "output" / "boxed" / "o.txt").read_text() == f"in {home}/containers/tool.sif\n"
+
+
+def test_remote_bash_task_calling_a_script_of_the_code_dir(ssh, base, instance_dir):
+    res = run(instance_dir, "remote_script", remote_env(ssh, base))
+    assert res.returncode == 0, res
+    assert (instance_dir / "output" / "scripted" / "o.txt").read_text() == (
+        f"script ran as drypipe-remote from {base}/{instance_dir.name}/.drypipe/_code\n")

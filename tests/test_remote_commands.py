@@ -32,13 +32,13 @@ PIPELINES = REPO / "tests" / "pipelines"
 
 @pytest.fixture
 def ssh():
-    from test_services import service_env
+    from conftest import service_env
     return service_env("ssh.env", "sshd-up.sh")
 
 
 @pytest.fixture
 def slurm():
-    from test_services import service_env
+    from conftest import service_env
     return service_env("slurm.env", "slurm-up.sh")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shlex
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,30 +16,12 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from conftest import REPO, wait_until
-
-SERVICES_DIR = Path(os.environ.get("DRYPIPE_TEST_SERVICES") or REPO / ".test-services")
+from conftest import service_env, wait_until
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """The `export KEY=VALUE` lines (values shell-quoted) of a services env file."""
-    env = {}
-    for line in path.read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if words and words[0] == "export":
-            words = words[1:]
-        for word in words:
-            key, sep, value = word.partition("=")
-            if sep:
-                env[key] = value
-    return env
 
 
-def service_env(name: str, up_script: str) -> dict[str, str]:
-    path = SERVICES_DIR / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent: start the service with scripts/{up_script} (as root)")
-    return read_env_file(path)
+
 
 
 def run(cmd, env=None, cwd=None, timeout=60) -> str:

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, drypipe, state_files, wait_until
+from conftest import REPO, SERVICES_DIR, drypipe, read_env_file, state_files, wait_until
 from drypipe.executors import slurm as slurm_executor
 from drypipe.executors.slurm import SlurmEnded, SlurmExecutor, ended_state
 
-SERVICES_DIR = Path(os.environ.get("DRYPIPE_TEST_SERVICES") or REPO / ".test-services")
 GEN = "tests.pipelines.slurm"
 FAST_POLL = "0,1,2"  # --sleep-schedule for the tests: a finished job is seen within ~2 s
 JOB_ID = re.compile(r"^\d+_\d+$")  # '<array job>_<index>'
@@ -36,18 +35,6 @@ QUEUE_WAIT = 180  # deadline for a job to start: the cluster (2 CPUs) may be bus
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """The `export KEY=VALUE` lines (values shell-quoted) of a services env file."""
-    env = {}
-    for line in path.read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if words and words[0] == "export":
-            words = words[1:]
-        for word in words:
-            key, sep, value = word.partition("=")
-            if sep:
-                env[key] = value
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -590,3 +577,77 @@ def test_orchestrator_marks_a_vanished_job_failed(tmp_path):
         assert r["job_id"] in ("4242_0", "4242_1") and "vanished" in r["message"], r
     assert commands.count("sbatch") == 1 and "squeue" in commands
     assert_state_files_match_db(inst)
+
+
+# ---------------------------------------------------------------- array parents by hand
+
+
+def _runs(inst) -> dict[str, int]:
+    return {p.name: len(p.read_text().splitlines()) for p in (inst / "runs").iterdir()}
+
+
+@pytest.mark.slurm
+def test_array_submit_limit_then_run_takes_over(slurm_env, instance, tmp_path):
+    inst = instance()
+    env, log = shim(tmp_path, slurm_env)
+    drypipe("prepare", "-pid", inst, "--generator", f"{GEN}:array_children", cwd=REPO, env=env, check=True)
+    (inst / "fixed").touch()
+    drypipe("array-create-parent", "-pid", inst, "--task-key", "big", "--filter", "a-*", cwd=REPO, env=env,
+            check=True)
+    res = drypipe("array-submit", "-pid", inst, "--task-key", "big", "--limit", "4", cwd=REPO, env=env, check=True)
+    assert "submitted 4 tasks" in res.stdout
+    sb = calls(log, "sbatch")
+    assert len(sb) == 1 and "--array=0-3" in sb[0]
+    states = db_states(inst)
+    assert [states[f"a-{i}"] for i in range(6)] == ["launched"] * 4 + ["ready"] * 2
+    listed = drypipe("list-states", "-pid", inst, "--task-key", "big", cwd=REPO, env=env, check=True).stdout
+    assert "6 tasks: 2 ready, 4 launched" in listed
+    rsync = drypipe("list-states", "-pid", inst, "--task-key", "big", "--gen-rsync-list", cwd=REPO, env=env,
+                    check=True).stdout.split()
+    assert rsync[:2] == [".drypipe/a-0/", "output/a-0/"] and len(rsync) == 12
+    run(inst, "array_children", env, check=True)  # watches the 4, submits the last 2 itself
+    assert set(db_states(inst).values()) == {"completed"}
+    assert _runs(inst) == {f"a-{i}": 1 for i in range(6)}
+    assert len(calls(log, "sbatch")) == 2
+
+
+@pytest.mark.slurm
+def test_restart_failed_array_tasks_resubmits_only_the_failed_children(slurm_env, instance, tmp_path):
+    inst = instance()
+    env, log = shim(tmp_path, slurm_env)
+    drypipe("prepare", "-pid", inst, "--generator", f"{GEN}:array_children", cwd=REPO, env=env, check=True)
+    drypipe("array-create-parent", "-pid", inst, "--task-key", "big", cwd=REPO, env=env, check=True)
+    drypipe("array-submit", "-pid", inst, "--task-key", "big", cwd=REPO, env=env, check=True)
+    res = run(inst, "array_children", env)
+    assert res.returncode == 1
+    assert {k: v for k, v in db_states(inst).items() if v != "completed"} == {"a-2": "failed.0", "a-4": "failed.0"}
+    (inst / "fixed").touch()
+    res = drypipe("restart-failed-array-tasks", "-pid", inst, "--task-key", "big", cwd=REPO, env=env, check=True)
+    assert "resubmitted 2 tasks" in res.stdout
+    assert "--array=2,4" in calls(log, "sbatch")[-1]
+    run(inst, "array_children", env, check=True)
+    assert set(db_states(inst).values()) == {"completed"}
+    assert _runs(inst) == {**{f"a-{i}": 1 for i in range(6)}, "a-2": 2, "a-4": 2}  # only the failed reran
+    assert_state_files_match_db(inst)
+
+
+@pytest.mark.slurm
+def test_include_pre_launch_restarts_children_cancelled_before_they_started(slurm_env, instance, tmp_path):
+    inst = instance()
+    hold = {**slurm_env}
+    drypipe("prepare", "-pid", inst, "--generator", f"{GEN}:array_children", cwd=REPO, env=hold, check=True)
+    (inst / "fixed").touch()
+    drypipe("array-create-parent", "-pid", inst, "--task-key", "big", cwd=REPO, env=hold, check=True)
+    # submitted held (never started), then cancelled: a "pre-launch" failure
+    env_held = {**hold, "SBATCH_HOLD": "1"}
+    drypipe("array-submit", "-pid", inst, "--task-key", "big", cwd=REPO, env=env_held, check=True)
+    job = (inst / ".drypipe" / "big" / "job-id").read_text().split()[-1]
+    slurm_cmd(hold, "scancel", job)
+    res = run(inst, "array_children", hold)
+    assert res.returncode == 1 and set(db_states(inst).values()) == {"killed.0"}
+    res = drypipe("restart-failed-array-tasks", "-pid", inst, "--task-key", "big", cwd=REPO, env=hold)
+    assert res.returncode == 2 and "--include-pre-launch" in res.stderr  # nothing had started
+    drypipe("restart-failed-array-tasks", "-pid", inst, "--task-key", "big", "--include-pre-launch", cwd=REPO,
+            env=hold, check=True)
+    run(inst, "array_children", hold, check=True)
+    assert _runs(inst) == {f"a-{i}": 1 for i in range(6)}

@@ -102,7 +102,15 @@ class Host:
     jobs: dict = field(default_factory=dict)  # key -> Slurm job id, for remote Slurm tasks
     prepared: bool = False
     python_ready: bool = False
+    code_ready: bool = False
     unreachable_since: float | None = None
+
+
+def python_uploads(drypipe_root: str, packages: dict[str, str]) -> list[tuple[str, str]]:
+    """What python steps need on a host: DryPipe's packages and the pipeline's top packages."""
+    return [(os.path.join(drypipe_root, "drypipe"), "_python/drypipe"),
+            (os.path.join(drypipe_root, "dry_pipe"), "_python/dry_pipe")] + \
+        [(path, f"_python/{name}") for name, path in sorted(packages.items())]
 
 
 class RemoteExecutor:
@@ -175,7 +183,7 @@ class RemoteExecutor:
         return None
 
     def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str,
-                     packages: dict[str, str] | None = None) -> list[str]:
+                     packages: dict[str, str] | None = None, need_code: bool = False) -> list[str]:
         """Check the remote dirs (and python); the extra paths to upload the first time."""
         base = os.path.dirname(host.remote_dir)
         extra = []
@@ -193,16 +201,16 @@ class RemoteExecutor:
             if rc != 0:
                 raise DryPipeError(f"{host.spec.label}: remote python {python!r} is missing or older than 3.8 "
                                    f"(set TaskConf(python_bin=...)): {err.strip()[-200:]}")
-            self._upload_python(host, code_dir, drypipe_root, packages or {})
-            host.python_ready = True
+            self._upload_dirs(host, [(code_dir, "_code")] + python_uploads(drypipe_root, packages or {}))
+            host.python_ready = host.code_ready = True
+        elif need_code and not host.code_ready:  # scripts called by bash steps
+            self._upload_dirs(host, [(code_dir, "_code")])
+            host.code_ready = True
         return extra
 
-    def _upload_python(self, host: Host, code_dir: str, drypipe_root: str, packages: dict[str, str]) -> None:
-        """The pipeline's code dir -> .drypipe/_code; DryPipe's packages, and the top packages
-        of dotted python-call modules (name -> local dir), -> .drypipe/_python/<name>."""
-        uploads = [(code_dir, "_code"), (os.path.join(drypipe_root, "drypipe"), "_python/drypipe"),
-                   (os.path.join(drypipe_root, "dry_pipe"), "_python/dry_pipe")]
-        uploads += [(path, f"_python/{name}") for name, path in sorted(packages.items())]
+    def _upload_dirs(self, host: Host, uploads: list[tuple[str, str]]) -> None:
+        """Local dirs -> .drypipe/<dst> in the remote instance (the pipeline's code dir as _code,
+        DryPipe and the top packages of dotted python-call modules under _python)."""
         for src, dst in uploads:
             argv = ["rsync", "-a", "--exclude=__pycache__", "--exclude=*.so", "-e",
                     sx.ssh_command_for_rsync(host.spec, self.known_hosts, self.accept_new),

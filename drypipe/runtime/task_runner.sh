@@ -95,8 +95,8 @@ __drypipe_in_container() {  # step: run `task step N` in the task's image (appta
     __drypipe_image=${__containers_dir:-$__pipeline_code_dir}/$__drypipe_image
   fi
   __drypipe_binds=(--bind "$__pipeline_instance_dir")
-  [[ -n $__pipeline_code_dir ]] && __drypipe_binds+=(--bind "$__pipeline_code_dir")
-  [[ -n $__drypipe_root ]] && __drypipe_binds+=(--bind "$__drypipe_root")
+  [[ -d $__pipeline_code_dir ]] && __drypipe_binds+=(--bind "$__pipeline_code_dir")
+  [[ -n $__drypipe_root && -d $__drypipe_root ]] && __drypipe_binds+=(--bind "$__drypipe_root")
   [[ -n ${SLURM_TMPDIR:-} ]] && __drypipe_binds+=(--bind "$SLURM_TMPDIR")
   "$__drypipe_cmd" exec "${__drypipe_binds[@]}" "$__drypipe_image" bash "$__task_dir/task" step "$1"
 }
@@ -174,9 +174,10 @@ case ${1:-run} in
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded (never started?)" >&2; exit 1; }
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" ;;
   tail) exec tail -n 50 -F "$__task_dir/out.log" "$__task_dir/drypipe.log" ;;
-  ps)
+  ps)  # the launcher's process group: the launcher, its steps and what they started
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded" >&2; exit 1; }
-    exec ps -o pid,ppid,etime,args -g "$pid" ;;
+    pids=$(pgrep -d, -g "$pid") || { echo "task $__task_key: not running (pid $pid)" >&2; exit 1; }
+    exec ps -o pid,ppid,etime,args -p "$pids" ;;
   env) __drypipe_load_vars; env | grep -v '^__drypipe' | sort ;;
   help|-h|--help) echo "usage: task [run [STEP]] | kill | tail | ps | env" ;;
   *) echo "usage: task [run [STEP]] | kill | tail | ps | env" >&2; exit 2 ;;

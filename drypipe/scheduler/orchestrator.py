@@ -21,7 +21,7 @@ from ..errors import DryPipeError, InstanceError, InvalidPipeline
 from ..executors.local import LocalExecutor, running_launchers
 from ..executors.remote import RemoteExecutor
 from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, ended_state
-from . import remote_tasks
+from . import remote_tasks, slurm_tasks
 from ..runtime.render import parse_output_vars
 from ..state import db, statefile
 from ..state import states as S
@@ -83,6 +83,7 @@ class Orchestrator:
         self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
+        self.array_seq: int | None = None  # the next .drypipe/_arrays/<n>
         self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
         self.blocked_waits: list = []
@@ -394,7 +395,7 @@ class Orchestrator:
                 (remote_batch if n.conf.is_remote else slurm_batch).append(n)
         self.store.flush()  # the DB says `launched` before the process (or job) exists
         if slurm_batch:
-            self._submit_slurm(slurm_batch)
+            slurm_tasks.submit(self, slurm_batch)
         if remote_batch:
             remote_tasks.launch(self, remote_batch)
             self.store.flush()
@@ -407,34 +408,6 @@ class Orchestrator:
             n.job_id = pid
             n.start_step = 0
             self.store.touch(n)
-
-    def _submit_slurm(self, nodes: list[Node]) -> None:
-        """One sbatch per TaskConf and MaxArraySize chunk."""
-        groups: dict[int, list[Node]] = {}
-        for n in nodes:
-            groups.setdefault(n.conf_id, []).append(n)
-        size = self.slurm.max_array_size()
-        for group in groups.values():
-            for chunk in _chunks(group, size):
-                array_dir = self._new_array_dir()
-                try:
-                    ids = self.slurm.submit_array(chunk[0].conf, [(n.key, n.start_step) for n in chunk], array_dir)
-                except DryPipeError as e:
-                    for n in chunk:
-                        self._fail_unlaunched(n, str(e))
-                    continue
-                for n, jid in zip(chunk, ids):
-                    self.set_job_id(n, jid)
-        self.store.flush()
-
-    def _new_array_dir(self) -> str:
-        base = os.path.join(self.instance_dir, ".drypipe", "_arrays")
-        os.makedirs(base, exist_ok=True)
-        if not hasattr(self, "_array_seq"):
-            self._array_seq = 1 + max((int(d) for d in os.listdir(base) if d.isdigit()), default=0)
-        path = os.path.join(base, str(self._array_seq))
-        self._array_seq += 1
-        return path
 
     def _fail_unlaunched(self, n: Node, message: str) -> None:
         tdir = task_dir(self.instance_dir, n.key)
@@ -685,10 +658,6 @@ def _ensure_instance_dir(path: str) -> None:
         raise InstanceError(f"{path}: cannot create the instance directory: {e.strerror}") from e
     if not os.access(os.path.join(path, ".drypipe"), os.W_OK) or not os.access(path, os.W_OK):
         raise InstanceError(f"{path}: instance directory is not writable")
-
-
-def _chunks(items, size):
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _write_text(path: str, text: str) -> None:

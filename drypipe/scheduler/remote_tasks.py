@@ -11,6 +11,7 @@ from ..executors.slurm import SlurmEnded, write_array_dir
 from ..state import statefile
 from ..state import states as S
 from ..state.store import now
+from . import slurm_tasks
 from .materialize import _DRYPIPE_ROOT, import_root, task_dir, upload_paths
 
 RETRY_UNREACHABLE_EVERY = 2.0
@@ -33,10 +34,11 @@ def launch(orch, nodes) -> None:
         by_host.setdefault(id(h), (h, []))[1].append(n)
     for h, group in by_host.values():
         try:
-            need_python = any(s["kind"] == "python" for n in group for s in n.spec["steps"])
+            kinds = {s["kind"] for n in group for s in n.spec["steps"]}
             python = group[0].conf.python_bin or "python3"
-            extra = orch.remote.prepare_host(h, need_python, orch.materializer.code_dir, _DRYPIPE_ROOT, python,
-                                             _packages(group))
+            # the code dir always: bash snippets may use $__pipeline_code_dir/<anything>
+            extra = orch.remote.prepare_host(h, "python" in kinds, orch.materializer.code_dir, _DRYPIPE_ROOT,
+                                             python, _packages(group), need_code=True)
             slurm = [n for n in group if n.executer_type == "slurm"]
             procs = [n for n in group if n.executer_type != "slurm"]
             if procs:
@@ -49,7 +51,7 @@ def launch(orch, nodes) -> None:
             for n in slurm:
                 by_conf.setdefault(n.conf_id, []).append(n)
             for nodes in by_conf.values():
-                array_dir = orch._new_array_dir()
+                array_dir = slurm_tasks.new_array_dir(orch)
                 write_array_dir(orch.instance_dir, array_dir, [(n.key, n.start_step) for n in nodes])
                 items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in nodes]
                 ids = orch.remote.sbatch(h, nodes[0].conf, array_dir, items, extra)

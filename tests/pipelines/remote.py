@@ -52,3 +52,18 @@ def many(dsl):
     for i in range(int(os.environ.get("N_TASKS", "200"))):
         yield dsl.task(key=f"r-{i}", task_conf=remote()).inputs(i=i).outputs(o=dsl.file("o.txt")).calls(
             "echo $i > $o")()
+
+
+def in_container(dsl):
+    """A remote task in a container resolved in remote_containers_dir (REMOTE_CONTAINERS_DIR); the
+    host's PATH and the test double's log given by REMOTE_PATH and REMOTE_DOUBLE_LOG."""
+    conf = TaskConf(ssh_specs=os.environ["REMOTE_SPECS"], remote_base_dir=os.environ["REMOTE_BASE"],
+                    container="tool.sif", remote_containers_dir=os.environ["REMOTE_CONTAINERS_DIR"],
+                    extra_env={"PATH": os.environ["REMOTE_PATH"],
+                               "APPTAINER_DOUBLE_LOG": os.environ["REMOTE_DOUBLE_LOG"]})
+    yield dsl.task(key="boxed", task_conf=conf).outputs(o=dsl.file("o.txt")).calls(
+        'echo "in ${APPTAINER_CONTAINER:-host}" > $o')()
+
+
+def remote_script(dsl):
+    yield dsl.task(key="scripted", task_conf=remote()).outputs(o=dsl.file("o.txt")).calls("remote-step.sh")()

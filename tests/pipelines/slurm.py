@@ -136,3 +136,14 @@ def by_hand(dsl):
     for key in ("hand-a", "hand-b"):
         yield dsl.task(key=key, task_conf=SLURM).outputs(x=int, f=dsl.file("f.txt")).calls(
             RUNS + PROBE + 'export x=42\necho "$__task_key" > "$f"\n')()
+
+
+# ---------------------------------------------------------------- array parents by hand
+
+
+def array_children(dsl):
+    """6 Slurm tasks; a-2 and a-4 fail until <instance>/fixed exists."""
+    for i in range(6):
+        yield dsl.task(key=f"a-{i}", task_conf=SLURM).inputs(i=i).outputs(o=dsl.file("o.txt")).calls(
+            RUNS + 'echo $i > "$o"\n'
+            'if (( i == 2 || i == 4 )) && [[ ! -e $__pipeline_instance_dir/fixed ]]; then exit 5; fi\n')()
