@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 
-
-
 import click
 
 from .options import instance_dir_option, task_key_option
@@ -69,7 +67,6 @@ def sbatch(pipeline_instance_dir, task_key, wait):
         click.echo(f"task {task_key}: {n.state_name} (job {n.job_id})")
         if wait and n.state != "completed":
             raise SystemExit(1)
-
 
 
 @click.command("array-create-parent")
