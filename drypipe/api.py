@@ -72,30 +72,26 @@ class Instance:
 
     def tasks(self, state: str | None = None, key: str | None = None) -> list[TaskInfo]:
         """Tasks in creation order; state is a state name ('failed', 'completed', ...) and key a glob."""
-        t = task_table.c
-        q = select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
-                   t.ended_at, t.message, t.spec).order_by(t.id)
+        q = self._select()
         if state is not None:
-            q = q.where(t.state == state)
+            q = q.where(task_table.c.state == state)
+        return [t for t in self._infos(q) if key is None or fnmatch.fnmatchcase(t.key, key)]
+
+    @staticmethod
+    def _select():
+        t = task_table.c
+        return select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
+                      t.ended_at, t.message, t.spec).order_by(t.id)
+
+    def _infos(self, q) -> list[TaskInfo]:
         with self.engine.connect() as c:
             rows = c.execute(q).all()
-        out = []
-        for r in rows:
-            if key is not None and not fnmatch.fnmatchcase(r.key, key):
-                continue
-            out.append(TaskInfo(r.key, r.state, r.step, r.executer_type, r.job_id, r.launched_at,
-                                r.started_at, r.ended_at, r.message, self.instance_dir, r.id, r.spec))
-        return out
+        return [TaskInfo(r.key, r.state, r.step, r.executer_type, r.job_id, r.launched_at, r.started_at,
+                         r.ended_at, r.message, self.instance_dir, r.id, r.spec) for r in rows]
 
     def task(self, key: str) -> TaskInfo:
         """The task with exactly this key."""
-        t = task_table.c
-        q = select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
-                   t.ended_at, t.message, t.spec).where(t.key == key)
-        with self.engine.connect() as c:
-            r = c.execute(q).first()
-        found = [TaskInfo(r.key, r.state, r.step, r.executer_type, r.job_id, r.launched_at, r.started_at,
-                          r.ended_at, r.message, self.instance_dir, r.id, r.spec)] if r else []
+        found = self._infos(self._select().where(task_table.c.key == key))
         if not found:
             from .errors import DryPipeError
             raise DryPipeError(f"no task {key!r} in {self.instance_dir}")

@@ -252,24 +252,26 @@ class RemoteExecutor:
                extra: list[str]) -> list[str]:
         """Remote Slurm: upload the tasks and their array dir, sbatch it on the login node;
         returns the job id of each item."""
-        from . import slurm_text as st
-        from .slurm import job_name
         rel = os.path.relpath(array_dir, self.instance_dir)
         paths = list(extra) + [f"{rel}/task-keys.tsv", f"{rel}/array.sh"]
         for key, _, files in items:
             paths += [f".drypipe/{key}/task", f".drypipe/{key}/sbatch-launcher.sh", *files]
         self._rsync(host, sorted(set(paths)), upload=True)
-        argv = st.sbatch_argv(f"{rel}/array.sh", job_name=job_name(self.instance_dir), output=f"{rel}/slurm-%a.out",
-                              account=conf.slurm_account, options=conf.sbatch_options,
-                              array=st.array_spec(len(items)), comment=os.path.basename(rel))
+        return self.sbatch_elements(host, conf, array_dir, [(i, k) for i, (k, _, _) in enumerate(items)])
+
+    def sbatch_elements(self, host: Host, conf, array_dir: str, elements: list[tuple[int, str]]) -> list[str]:
+        """sbatch the elements (index, task key) of an uploaded array dir on the login node and
+        watch them; returns their job ids."""
+        from . import slurm_text as st
+        from .slurm import array_sbatch_argv
+        argv = array_sbatch_argv(self.instance_dir, array_dir, conf, [i for i, _ in elements])
         rc, out, err = self._run(host, sx.sbatch_script(host.remote_dir, argv))
         if rc != 0:
             raise DryPipeError(f"{host.spec.label}: sbatch failed: {err.strip()[-300:]}")
         job = st.parse_sbatch_parsable(out)
-        ids = [f"{job}_{i}" for i in range(len(items))]
-        for (key, _, _), jid in zip(items, ids):
-            host.watched[key] = S.LAUNCHED
-            host.jobs[key] = jid
+        ids = [f"{job}_{i}" for i, _ in elements]
+        for (_, key), jid in zip(elements, ids):
+            self.watch(host, key, jid)
         self._next_poll = time.monotonic()
         self._poll_index = 0
         return ids

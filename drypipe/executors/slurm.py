@@ -82,12 +82,7 @@ class SlurmExecutor:
                      limit: int | None = None) -> list[str]:
         """Submit the elements (index in task-keys.tsv, task key) of an array dir, at most
         `limit` running at once; returns their job ids."""
-        rel = os.path.relpath(array_dir, self.instance_dir)
-        argv = st.sbatch_argv(f"{rel}/array.sh", job_name=self.job_name, output=f"{rel}/slurm-%a.out",
-                              account=conf.slurm_account, options=conf.sbatch_options,
-                              array=st.array_spec(0, limit, [i for i, _ in elements]),
-                              comment=os.path.basename(rel))
-        job = self._sbatch(argv)
+        job = self._sbatch(array_sbatch_argv(self.instance_dir, array_dir, conf, [i for i, _ in elements], limit))
         with open(os.path.join(array_dir, "job-id"), "a") as f:
             f.write(job + "\n")
         ids = [f"{job}_{i}" for i, _ in elements]
@@ -209,6 +204,16 @@ class SlurmExecutor:
     def _schedule(self, changed: bool) -> None:
         self._poll_index = 0 if changed else min(self._poll_index + 1, len(self.sleep_schedule) - 1)
         self._next_poll = time.monotonic() + max(self.sleep_schedule[self._poll_index], 0.5)
+
+
+def array_sbatch_argv(instance_dir: str, array_dir: str, conf, indices: list[int],
+                      limit: int | None = None) -> list[str]:
+    """sbatch for the elements `indices` of an array dir, run from the instance dir (here or on a
+    remote login node: all paths are relative to it)."""
+    rel = os.path.relpath(array_dir, instance_dir)
+    return st.sbatch_argv(f"{rel}/array.sh", job_name=job_name(instance_dir), output=f"{rel}/slurm-%a.out",
+                          account=conf.slurm_account, options=conf.sbatch_options,
+                          array=st.array_spec(0, limit, indices), comment=os.path.basename(rel))
 
 
 def write_array_dir(instance_dir: str, array_dir: str, items: list[tuple[str, int]]) -> None:

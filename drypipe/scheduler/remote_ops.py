@@ -96,9 +96,6 @@ def array_upload(orch, parent: str) -> int:
 
 def array_submit_from_remote(orch, parent: str) -> list[str]:
     """sbatch an uploaded array parent on its remote login node (its children not submitted yet)."""
-    from ..executors import slurm_text as st
-    from ..executors import ssh_text as sx
-    from ..executors.slurm import job_name
     todo = [(i, k) for i, k, _ in arrays.children(orch, parent) if orch.graph.nodes[k].state == S.READY]
     if not todo:
         raise DryPipeError(f"array {parent!r}: no child left to submit")
@@ -108,21 +105,9 @@ def array_submit_from_remote(orch, parent: str) -> list[str]:
     for n in nodes:
         orch.mark_launched(n, slurm=True)
     orch.store.flush()
-    conf = nodes[0].conf
-    rel = f".drypipe/{parent}"
-    argv = st.sbatch_argv(f"{rel}/array.sh", job_name=job_name(orch.instance_dir), output=f"{rel}/slurm-%a.out",
-                          account=conf.slurm_account, options=conf.sbatch_options,
-                          array=st.array_spec(0, None, [i for i, _ in todo]), comment=parent)
-    rc, out, err = orch.remote._run(h, sx.sbatch_script(h.remote_dir, argv))
-    if rc != 0:
-        raise DryPipeError(f"{h.spec.label}: sbatch failed: {err.strip()[-300:]}")
-    job = st.parse_sbatch_parsable(out)
-    ids = []
-    for (i, _), n in zip(todo, nodes):
-        jid = f"{job}_{i}"
+    ids = orch.remote.sbatch_elements(h, nodes[0].conf, arrays.parent_dir(orch, parent), todo)
+    for n, jid in zip(nodes, ids):
         orch.set_job_id(n, jid)
-        orch.remote.watch(h, n.key, jid)
-        ids.append(jid)
     orch.store.flush()
     return ids
 
