@@ -1,8 +1,17 @@
-"""SQLAlchemy models of the per-instance database `.drypipe/drypipe.db`.
+"""SQLAlchemy models of the per-instance database `.drypipe/drypipe.db`: THE definition of its
+tables, columns, types, indexes and constraints.
 
-The schema itself is created by the Alembic migrations in migrations/; these models mirror it.
+Everything else is derived from them:
+- the Alembic migrations in migrations/versions/ are generated from them (`alembic revision
+  --autogenerate`, recipe in migrations/env.py), so a change here goes with a new revision and a
+  new db.SCHEMA_REVISION; tests/test_schema.py fails while the migrated schema and these models
+  differ;
+- the orchestrator's batched writer (store.py) compiles its INSERT/UPDATE/DELETE texts from these
+  tables once, at import: a renamed column renames it there too.
+
 Times are UNIX epoch seconds (REAL, UTC); the `tasks` and `transitions` views present them
-as ISO-8601 text for users who audit with plain SQL.
+as ISO-8601 text for users who audit with plain SQL. The views are not modelled (nothing in
+DryPipe reads them): their SQL is in the migration that creates them, 0001_initial.py, only.
 """
 from __future__ import annotations
 
