@@ -137,7 +137,7 @@ class Instance:
     @property
     def running_orchestrator(self) -> int | None:
         """pid of the orchestrator running on this instance, if any."""
-        from .scheduler.lock import holder_pid
+        from .state.lock import holder_pid
         return holder_pid(self.instance_dir)
 
     def restart(self, keys, at_step: int | None = None, reset: bool = False, wait: bool = True,

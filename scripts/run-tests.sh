@@ -16,6 +16,8 @@ if [[ $(id -u) == 0 ]]; then
     exit 1
   fi
   trap 'scripts/services-down.sh >/dev/null 2>&1' EXIT
+  # the services are up: a test that does not find them fails instead of being skipped
+  export DRYPIPE_REQUIRE_SERVICES=1
 else
   echo "run-tests: not root: Slurm and sshd are not started; their tests will be skipped" >&2
 fi

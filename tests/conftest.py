@@ -85,9 +85,23 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
+def services_required() -> bool:
+    """DRYPIPE_REQUIRE_SERVICES=1 (scripts/run-tests.sh sets it when it started the services, as
+    root, i.e. in CI): a test that finds a service missing fails instead of being skipped."""
+    return os.environ.get("DRYPIPE_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail_without_service(message: str):
+    """pytest.skip(message), or pytest.fail(message) when the services are required."""
+    if services_required():
+        pytest.fail(f"{message} (DRYPIPE_REQUIRE_SERVICES=1: the services must be up)", pytrace=False)
+    pytest.skip(message)
+
+
 def service_env(name: str, up_script: str) -> dict[str, str]:
-    """The client env of a running service (slurm.env, ssh.env); skips the test when absent."""
+    """The client env of a running service (slurm.env, ssh.env); skips the test when absent
+    (fails it when DRYPIPE_REQUIRE_SERVICES=1)."""
     path = SERVICES_DIR / name
     if not path.is_file():
-        pytest.skip(f"{path} is absent: start the service with scripts/{up_script} (as root)")
+        skip_or_fail_without_service(f"{path} is absent: start the service with scripts/{up_script} (as root)")
     return read_env_file(path)

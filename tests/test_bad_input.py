@@ -211,6 +211,42 @@ def test_invalid_key_from_a_sub_pipeline_prefix(instance_dir):
     assert_fixed_run_works(instance_dir, "bad_key_prefix", {"fixed-x"})
 
 
+RESERVED = ["drypipe.db", "drypipe.db-wal", "drypipe.db-shm", "drypipe.db-journal", "orchestrator.lock",
+            "state.ready", "instance.log", "drypipe.log", "DryPipe.DB"]
+
+
+@pytest.mark.parametrize("key", RESERVED)
+def test_key_naming_a_file_of_drypipe_is_refused_on_a_new_instance(instance_dir, key):
+    """A task's dir is .drypipe/<key>/: a key naming a file DryPipe keeps there is refused when
+    generated, not at launch ("Not a directory")."""
+    broken_run(instance_dir, "bad_key", f"invalid task key {key!r}", "reserved", "bad_input.py:",
+               env={"BAD_KEY": key}, verbose=key == "drypipe.db")
+    assert assert_consistent(instance_dir, cli=True) == {}
+    assert (instance_dir / ".drypipe" / "drypipe.db").is_file()
+    assert not (instance_dir / "output" / key).exists()
+    if key == "drypipe.db":
+        assert_fixed_run_works(instance_dir, "bad_key", {"fine", "fixed-key"})
+
+
+@pytest.mark.parametrize("key", ["drypipe.db", "drypipe.db-wal", "orchestrator.lock"])
+def test_key_naming_a_file_of_drypipe_leaves_an_existing_instance_intact(instance_dir, key):
+    assert_fixed_run_works(instance_dir, "bad_key", {"fine", "fixed-key"})
+    db = instance_dir / ".drypipe" / "drypipe.db"
+    before = db.stat().st_ino
+    assert_error_line(run(instance_dir, "bad_key", env={"BAD_KEY": key}), f"invalid task key {key!r}", "reserved")
+    assert db.is_file() and db.stat().st_ino == before
+    assert assert_consistent(instance_dir, cli=True) == {"fine": "completed", "fixed-key": "completed"}
+    for command in (["status"], ["list-states"]):
+        res = drypipe(*command, "-pid", instance_dir, cwd=REPO)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        con.close()
+    assert_fixed_run_works(instance_dir, "bad_key", {"fine", "fixed-key"})
+
+
 def test_generator_that_raises_names_the_exception_the_line_and_the_last_task(instance_dir):
     line = line_of(PIPELINES / "bad_input.py", "# KeyError: the line asserted")
     broken_run(instance_dir, "generator_raises", f"DAG generator {GEN}:generator_raises raised KeyError: 'row-7'",

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, skip_or_fail_without_service
 
 sys.path.insert(0, str(REPO))
 from bench import floors, pipelines, run  # noqa: E402
@@ -135,7 +135,7 @@ def test_slurm_workload_is_skipped_without_a_cluster(tmp_path):
 def test_quick_slurm_run_counts_the_slurm_commands(tmp_path):
     client_env = run.slurm_client_env()
     if client_env is None:
-        pytest.skip("no Slurm cluster: start it with scripts/services-up.sh (as root)")
+        skip_or_fail_without_service("no Slurm cluster: start it with scripts/services-up.sh (as root)")
     max_array = run.slurm_max_array_size(dict(os.environ, **client_env), run.real_slurm_commands()["scontrol"])
     env = dict(os.environ)
     env.pop("DRYPIPE_BENCH_SLURM_N", None)
@@ -213,7 +213,7 @@ def test_remote_workload_is_skipped_without_the_sshd(tmp_path):
 def test_quick_remote_run_reports_wall_time_and_ssh_traffic(tmp_path):
     ssh = run.ssh_client_env()
     if ssh is None:
-        pytest.skip("no sshd for the tests: start it with scripts/services-up.sh (as root)")
+        skip_or_fail_without_service("no sshd for the tests: start it with scripts/services-up.sh (as root)")
     env = dict(os.environ)
     env.pop("DRYPIPE_BENCH_REMOTE_N", None)
     proc, report, results = run_bench(tmp_path, "--only", "remote", env=env)

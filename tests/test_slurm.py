@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SERVICES_DIR, drypipe, read_env_file, state_files, wait_until
+from conftest import REPO, drypipe, service_env, state_files, wait_until
 from drypipe.executors import slurm as slurm_executor
 from drypipe.executors.slurm import SlurmEnded, SlurmExecutor, ended_state
 
@@ -40,10 +40,7 @@ QUEUE_WAIT = 180  # deadline for a job to start: the cluster (2 CPUs) may be bus
 @pytest.fixture(scope="module")
 def slurm_env() -> dict[str, str]:
     """The client env of the test cluster (SLURM_CONF=...), over this process's env."""
-    path = SERVICES_DIR / "slurm.env"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent: start the service with scripts/slurm-up.sh (as root)")
-    return {**os.environ, **read_env_file(path), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": FAST_POLL}
+    return {**os.environ, **service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": FAST_POLL}
 
 
 @pytest.fixture

@@ -54,12 +54,14 @@ class DAGBuilder:
         return self._oracle.instance_dir
 
     def sub_pipeline(self, gen_or_pipeline, prefix: str) -> "SubPipeline":
-        from .pipeline import Pipeline
         conf = self._default_conf
         gen = gen_or_pipeline
-        if isinstance(gen_or_pipeline, Pipeline):
-            gen = gen_or_pipeline.dag_gen
-            conf = gen_or_pipeline.task_conf or conf
+        # a Pipeline (dsl/pipeline.py, which imports this module: not imported back) is known by
+        # its dag_gen; a generator function has none
+        dag_gen = getattr(gen_or_pipeline, "dag_gen", None)
+        if dag_gen is not None:
+            gen = dag_gen
+            conf = getattr(gen_or_pipeline, "task_conf", None) or conf
         if not callable(gen):
             raise InvalidPipeline(f"dsl.sub_pipeline({gen_or_pipeline!r}): not a DAG generator or pipeline")
         return SubPipeline(gen, DAGBuilder(self._oracle, conf, self._prefix + prefix, self._root))

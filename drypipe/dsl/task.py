@@ -13,10 +13,26 @@ KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+# A task's dir is .drypipe/<key>/, beside what DryPipe keeps in .drypipe/ itself: a key may not
+# be one of those names. Reserved: every name starting with `_` or `.` (_runtime, _arrays, _code,
+# _python, write probes; KEY_RE refuses them already), the database and SQLite's companions
+# (drypipe.db, -wal, -shm, -journal, the .new of its creation: every `drypipe.db*`), the
+# `state.*` markers of service mode, and the names below. Compared case-insensitively, for
+# case-insensitive filesystems (macOS).
+RESERVED_KEYS = frozenset({"orchestrator.lock", "drypipe.log", "instance.log",
+                           "service.lock", "service.log"})
+RESERVED_KEY_PREFIXES = ("_", ".", "drypipe.db", "state.")
+
+
 def check_key(key) -> str:
     if not isinstance(key, str) or not KEY_RE.match(key) or ".." in key:
         raise InvalidPipeline(
             f"invalid task key {key!r}: keys match [A-Za-z0-9][A-Za-z0-9._-]* with no '..'")
+    low = key.lower()
+    if low in RESERVED_KEYS or low.startswith(RESERVED_KEY_PREFIXES):
+        raise InvalidPipeline(
+            f"invalid task key {key!r}: reserved for DryPipe's own files in .drypipe/ (keys may not "
+            f"be {', '.join(sorted(RESERVED_KEYS))}, nor start with _, ., drypipe.db or state.)")
     return key
 
 
@@ -239,4 +255,4 @@ class TaskBuilder:
 
 
 # the types accepted by name in persisted specs, re-exported for the runtime
-__all__ = ["Task", "TaskBuilder", "OutputRef", "check_key", "TYPES_BY_NAME"]
+__all__ = ["Task", "TaskBuilder", "OutputRef", "check_key", "RESERVED_KEYS", "TYPES_BY_NAME"]

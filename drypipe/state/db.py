@@ -48,7 +48,7 @@ def make_reader_engine(path: str) -> Engine:
     so a read-only instance (or a colleague's) can be inspected. When the WAL index cannot be
     created next to the DB (a read-only dir) and no orchestrator runs, the file is read as
     immutable."""
-    from ..scheduler.lock import holder_pid
+    from .lock import holder_pid
     instance_dir = os.path.dirname(os.path.dirname(path))
     immutable = not os.access(os.path.dirname(path), os.W_OK) or _dir_immutable(os.path.dirname(path))
     if immutable and holder_pid(instance_dir) is not None:
