@@ -1,7 +1,8 @@
 """Runs one python-call step of a task: `python -m drypipe.runtime.pycall TASK_DIR STEP`.
 
 Arguments are bound by parameter name from the task's inputs (typed), its output files,
-variables produced by earlier steps and DryPipe variables (__task_output_dir, ...). The
+variables produced by earlier steps and DryPipe variables (__task_output_dir, ...); a
+`**kwargs` parameter receives the inputs, output files and variables not named. The
 returned dict of output variables is appended to the task's `output-vars` file.
 Imports nothing heavy: this runs once per python step.
 """
@@ -45,39 +46,64 @@ def _glob_callable(pattern):
     return matches
 
 
+def _input_value(i: dict, raw: str):
+    """An input as a python call receives it: typed value, file path or glob callable."""
+    if i["kind"] in ("value", "var"):
+        try:
+            return parse_typed(i["type"], raw)
+        except ValueError as e:
+            raise StepError(f"input {i['name']}={i['type']} given {raw!r}") from e
+    if i["kind"] == "glob":
+        return _glob_callable(raw)
+    return raw
+
+
+def _output_value(o: dict, raw: str | None):
+    """An output as a python call receives it: the typed value of a variable set by an earlier
+    step (None if none did), the path of a file, a glob callable for a fileset."""
+    if o["kind"] == "var":
+        return None if raw is None else parse_typed(o["type"], raw)
+    if o["kind"] == "fileset":
+        return _glob_callable(raw)
+    return raw
+
+
 def bind_arguments(f, spec: dict, env) -> dict:
+    """The keyword arguments of f: its named parameters bound by name, and, when f has
+    `**kwargs`, every input, output file and earlier-step variable not bound to a named
+    parameter (as in the original dry-pipe). DryPipe `__` variables go to named parameters only."""
     inputs = {i["name"]: i for i in spec["inputs"]}
     outputs = spec["outputs"]
     kwargs = {}
+    var_keyword = False
     for name, p in inspect.signature(f).parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if p.kind == p.VAR_KEYWORD:
+            var_keyword = True
+            continue
+        if p.kind == p.VAR_POSITIONAL:
             continue
         if name in inputs:
-            i = inputs[name]
-            raw = env[name]
-            if i["kind"] in ("value", "var"):
-                try:
-                    kwargs[name] = parse_typed(i["type"], raw)
-                except ValueError as e:
-                    raise StepError(f"input {name}={i['type']} given {raw!r}") from e
-            elif i["kind"] == "glob":
-                kwargs[name] = _glob_callable(raw)
-            else:
-                kwargs[name] = raw
+            kwargs[name] = _input_value(inputs[name], env[name])
         elif name in outputs:
             o = outputs[name]
-            if o["kind"] == "var":
-                raw = env.get(name)
-                kwargs[name] = None if raw is None else parse_typed(o["type"], raw)
-            elif o["kind"] == "fileset":
-                kwargs[name] = _glob_callable(env[name])
-            else:
-                kwargs[name] = env[name]
+            kwargs[name] = _output_value(o, env.get(name) if o["kind"] == "var" else env[name])
         elif name.startswith("__") and name in env:
             kwargs[name] = env[name]
         elif p.default is p.empty:
             raise StepError(f"parameter {name!r} of {f.__qualname__} is not an input, output or "
                             "DryPipe variable of the task")
+    if var_keyword:
+        for name, i in inputs.items():
+            if name not in kwargs:
+                kwargs[name] = _input_value(i, env[name])
+        for name, o in outputs.items():
+            if name in kwargs:
+                continue
+            if o["kind"] == "var":
+                if name in env:  # only variables earlier steps produced
+                    kwargs[name] = _output_value(o, env[name])
+            else:
+                kwargs[name] = _output_value(o, env[name])
     return kwargs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from functools import lru_cache
 
@@ -35,6 +36,101 @@ def in_instance(rel: str) -> str:
     return f'"$__pipeline_instance_dir"/{q(rel)}'
 
 
+# -- extra_env: values written by the pipeline's author, expanded like shell assignments ------------
+#
+# Safety: a value is never pasted into the script as shell text. It is parsed here and rendered
+# as a bash word built only of single-quoted literal text (shlex.quote, so nothing in it is
+# live) and of parameter expansions whose names were checked to be identifiers. Whatever the
+# value holds, the word is well formed and ends where the assignment ends: a value cannot end
+# its quoting, start a command, or swallow the lines after it. What is live:
+#   $NAME, ${NAME}                                   the variable (any variable of the task's
+#                                                    environment: DryPipe variables, inputs,
+#                                                    outputs, earlier extra_env entries, $HOME...)
+#   ${NAME:-word} ${NAME-word} ${NAME:+word} ${NAME+word} ${NAME:=word} ${NAME=word}
+#                                                    the shell's defaults; `word` is read with
+#                                                    these same rules (nesting allowed), `\}`
+#                                                    is a literal `}` in it
+#   \$  \`  \"  \\                                   a literal $ ` " \ (as in "double quotes")
+# Everything else is literal text, deliberately: command substitution ($(...), `...`),
+# arithmetic ($((...))), special parameters ($1, $$, $?), other ${...} forms, a ${ without
+# its }, quotes of either kind (so "it's set" stays it's set), ~ and glob characters.
+# The word is the value of `export NAME=WORD`; bash does not split or glob the arguments of
+# its declaration builtins, so an expansion needs no double quotes (simple ones get them
+# anyway). Entries are rendered after the DryPipe variables, inputs and outputs, in the
+# order of the dict: an entry sees those and the entries before it.
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEFAULT_OPS = (":-", ":+", ":=", "-", "+", "=")
+_ESCAPABLE = '$`"\\'
+
+
+def _author_word(s: str, i: int, nested: bool):
+    """Render s[i:] (up to the `}` ending a ${NAME<op>word} when nested) as a bash word.
+
+    Returns (word, index after the text read), or None when nested and no `}` ends it."""
+    parts: list[str] = []
+    literal: list[str] = []
+
+    def flush():
+        if literal:
+            parts.append(q("".join(literal)))
+            literal.clear()
+
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n and (s[i + 1] in _ESCAPABLE or (nested and s[i + 1] == "}")):
+            literal.append(s[i + 1])
+            i += 2
+            continue
+        if nested and c == "}":
+            flush()
+            return "".join(parts), i + 1
+        if c == "$":
+            expansion = _author_expansion(s, i)
+            if expansion is not None:
+                flush()
+                parts.append(expansion[0])
+                i = expansion[1]
+                continue
+        literal.append(c)
+        i += 1
+    if nested:
+        return None
+    flush()
+    return "".join(parts), i
+
+
+def _author_expansion(s: str, i: int):
+    """The parameter expansion starting at s[i] == '$': (bash text, index after it), or None
+    when it is not one of the supported forms (the `$` is then literal)."""
+    m = _NAME_RE.match(s, i + 1)
+    if m:
+        return f'"${{{m.group()}}}"', m.end()
+    if not s.startswith("{", i + 1):
+        return None
+    m = _NAME_RE.match(s, i + 2)
+    if not m:
+        return None
+    name, j = m.group(), m.end()
+    if s.startswith("}", j):
+        return f'"${{{name}}}"', j + 1
+    for op in _DEFAULT_OPS:
+        if s.startswith(op, j):
+            inner = _author_word(s, j + len(op), nested=True)
+            if inner is None:
+                return None
+            word, k = inner
+            return f"${{{name}{op}{word}}}", k
+    return None
+
+
+def author_value(value: str) -> str:
+    """A bash word for an extra_env value: parameter expansions live, all else literal."""
+    word, _ = _author_word(value, 0, nested=False)
+    return word or "''"
+
+
 REMOTE_CODE_DIR = '"$__pipeline_instance_dir"/.drypipe/_code'
 REMOTE_PYTHON_DIR = '"$__pipeline_instance_dir"/.drypipe/_python'
 
@@ -43,6 +139,9 @@ def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir
                containers_dir: str | None, upstream_values: dict[str, str],
                python_path: list[str], remote: bool = False) -> str:
     """task-env.sh: the DryPipe variables, inputs, output files and extra_env of a task.
+
+    Input and output values are single-quoted: never expanded. extra_env values are expanded
+    like shell assignments when the task starts, on the host it runs on (see author_value).
 
     upstream_values maps input names of kind 'var' to their text values. For a task on a
     remote host, the code dir and DryPipe are the copies uploaded into the remote instance."""
@@ -81,7 +180,7 @@ def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir
         elif o["kind"] == "fileset":
             lines.append(f'export {name}="$__task_output_dir"/{q(o["glob"])}')
     for k, v in conf.extra_env.items():
-        lines.append(f"export {k}={q(v)}")
+        lines.append(f"export {k}={author_value(v)}")
     return "\n".join(lines) + "\n"
 
 
