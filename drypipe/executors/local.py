@@ -6,13 +6,36 @@ process. Each task is a process group leader (job control on in the spawner), so
 `task kill` and an interrupted run can signal the whole task.
 
 Completion is event-driven: every running task has a pidfd in one selector, so the
-orchestrator wakes the moment a task ends, whether it started it or re-attached to it."""
+orchestrator wakes the moment a task ends, whether it started it or re-attached to it.
+
+Without pidfd (Linux before 5.3, e.g. the 4.18 kernel of RHEL/Rocky 8 login nodes; a seccomp
+filter answering EPERM; a Python whose os has no pidfd_open), each LocalExecutor picks,
+once, a polling fallback instead. DRYPIPE_NO_PIDFD=1 in the environment (any value but empty
+or 0) forces it, for tests or where pidfds misbehave; LocalExecutor.watcher says which one
+is in use ("pidfd" or "poll"). The fallback keeps an fd open on /proc/<pid>/stat of each
+watched launcher and reads it with pread: one syscall, no path lookup. The open fd stays
+bound to the process it was opened for, so a recycled pid cannot fool it (a reaped launcher
+reads ESRCH, whatever now has its number), and a launcher that ended but is not reaped yet
+reads state Z. The reads run at an adaptive interval: 1/16 of the time since a task was last
+launched or seen ending, from 0.5 ms up to 100 ms. A task that ends t seconds after that is
+seen about t/16 late (a 20 ms task, ~1 ms late; a long one, at most 100 ms late); a long
+wait costs ~10 reads a second and a 10 s task ~200 in all, each a few microseconds.
+wait(timeout) still returns at its timeout.
+
+Why polling rather than having the spawner report exits (`wait -n -p pid` and an
+`exit <pid> <status>` line on its stdout): `wait -p` needs bash 5.1, and the very systems
+without pidfd (RHEL/Rocky 8) ship bash 4.4; launchers re-attached after a crash belong to an
+earlier spawner, so they would need the polling anyway; and polling a handful of fds every
+millisecond or so costs microseconds. One mechanism, the same for launched and re-attached
+tasks."""
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import signal
 import subprocess
+import time
 
 from .base import Ended, Executor
 
@@ -55,6 +78,40 @@ class Spawner:
         self.proc.wait()
 
 
+# the fallback's adaptive interval: look again after POLL_FRACTION of the time since a task was
+# last launched or seen ending, within [POLL_MIN, POLL_MAX] seconds
+POLL_MIN, POLL_MAX, POLL_FRACTION = 0.0005, 0.1, 1 / 16
+
+# what pidfd_open answers where pidfds cannot be had: an old kernel, a seccomp filter
+_NO_PIDFD_ERRNOS = frozenset({errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EOPNOTSUPP})
+
+
+def pidfd_usable() -> bool:
+    """Can this process watch others with pidfds? False under DRYPIPE_NO_PIDFD=1 (any value but
+    empty or 0), when os has no pidfd_open, or when the kernel (or seccomp) refuses it."""
+    if os.environ.get("DRYPIPE_NO_PIDFD", "") not in ("", "0"):
+        return False
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return False
+    try:
+        fd = pidfd_open(os.getpid())
+    except OSError:  # ENOSYS (kernel < 5.3), EPERM (seccomp), ...: polling works everywhere
+        return False
+    os.close(fd)
+    return True
+
+
+def _stat_alive(fd: int) -> bool:
+    """Is the process an open /proc/<pid>/stat fd was opened for still running (not a zombie)?"""
+    try:
+        data = os.pread(fd, 256, 0)
+    except OSError:  # ESRCH: reaped (its pid may belong to another process by now)
+        return False
+    state = data.rpartition(b")")[2].split(None, 1)[:1]
+    return bool(state) and state[0] not in (b"Z", b"X", b"x")
+
+
 class LocalExecutor(Executor):
     name = "process"
 
@@ -62,19 +119,22 @@ class LocalExecutor(Executor):
         self.runtime = runtime
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self._sel = selectors.DefaultSelector()
-        self._procs: dict[int, tuple[str, int]] = {}
+        self._procs: dict[int, tuple[str, int]] = {}  # pidfd -> (key, pid)
+        self._polled: dict[int, tuple[str, int]] = {}  # fd on /proc/<pid>/stat -> (key, pid)
+        self._poll_since = time.monotonic()
+        self.watcher = "pidfd" if pidfd_usable() else "poll"
         self._spawner: Spawner | None = None
         self._ended_early: list[Ended] = []
 
     def capacity(self) -> int:
-        return self.max_parallel - len(self._procs) - len(self._ended_early)
+        return self.max_parallel - self.running
 
     @property
     def running(self) -> int:
-        return len(self._procs) + len(self._ended_early)
+        return len(self._procs) + len(self._polled) + len(self._ended_early)
 
     def running_keys(self) -> list[str]:
-        return [k for k, _ in self._procs.values()]
+        return [k for k, _ in self._procs.values()] + [k for k, _ in self._polled.values()]
 
     def launch_many(self, items: list[tuple[str, str, int]]) -> list[str]:
         """items: (key, task script, start step); returns the pids as job ids."""
@@ -100,25 +160,62 @@ class LocalExecutor(Executor):
 
     def attach(self, key: str, job_id: str, task_dir: str) -> bool:
         pid = int(job_id)
+        if self.watcher == "poll":
+            # open first, check after: the fd then pins the process is_launcher_alive vetted
+            fd = self._open_stat(pid)
+            if fd is None:
+                return False
+            if not is_launcher_alive(pid, task_dir) or not _stat_alive(fd):
+                os.close(fd)
+                return False
+            self._polled[fd] = (key, pid)
+            self._poll_since = time.monotonic()
+            return True
         if not is_launcher_alive(pid, task_dir):
             return False
         return self._watch(key, pid)
 
     def _watch(self, key, pid) -> bool:
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
+        if self.watcher == "pidfd":
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                return False
+            except OSError as e:  # refused now although the probe passed: poll from now on
+                if e.errno not in _NO_PIDFD_ERRNOS:
+                    raise
+                self.watcher = "poll"
+            else:
+                self._procs[fd] = (key, pid)
+                self._sel.register(fd, selectors.EVENT_READ)
+                return True
+        fd = self._open_stat(pid)
+        if fd is None:
             return False
-        self._procs[fd] = (key, pid)
-        self._sel.register(fd, selectors.EVENT_READ)
+        if not _stat_alive(fd):
+            os.close(fd)
+            return False
+        self._polled[fd] = (key, pid)
+        self._poll_since = time.monotonic()  # a new task: look again soon
         return True
 
-    def wait(self, timeout: float | None) -> list[Ended]:
-        if self._ended_early:
-            ended, self._ended_early = self._ended_early, []
-            return ended
-        if not self._procs:
-            return []
+    @staticmethod
+    def _open_stat(pid: int) -> int | None:
+        try:
+            return os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    def _poll_ended(self) -> list[Ended]:
+        ended = []
+        for fd, (key, _) in list(self._polled.items()):
+            if not _stat_alive(fd):
+                del self._polled[fd]
+                os.close(fd)
+                ended.append(Ended(key, None))
+        return ended
+
+    def _select_ended(self, timeout: float | None) -> list[Ended]:
         ended = []
         for sk, _ in self._sel.select(timeout):
             fd = sk.fd
@@ -128,8 +225,33 @@ class LocalExecutor(Executor):
             ended.append(Ended(key, None))
         return ended
 
+    def wait(self, timeout: float | None) -> list[Ended]:
+        if self._ended_early:
+            ended, self._ended_early = self._ended_early, []
+            return ended
+        if not self._polled:
+            return self._select_ended(timeout) if self._procs else []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ended = self._poll_ended()
+            now = time.monotonic()
+            if ended:
+                self._poll_since = now  # tasks end, others get launched: look again soon
+                return ended + (self._select_ended(0) if self._procs else [])
+            step = min(POLL_MAX, max(POLL_MIN, (now - self._poll_since) * POLL_FRACTION))
+            if deadline is not None:
+                if now >= deadline:
+                    return []
+                step = min(step, deadline - now)
+            if self._procs:  # pidfds too (pidfd refused mid-run): sleep on them
+                ended = self._select_ended(step)
+                if ended:
+                    return ended + self._poll_ended()
+            else:
+                time.sleep(step)
+
     def kill_all(self) -> None:
-        for key, pid in list(self._procs.values()):
+        for key, pid in list(self._procs.values()) + list(self._polled.values()):
             try:
                 os.killpg(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
