@@ -260,7 +260,7 @@ def test_ingesting_a_detached_restart_records_only_its_own_history(completed_thr
 
 def test_task_runs_one_task_in_the_foreground(instance_dir):
     prepare(instance_dir, "chatty")
-    res = dp("task", "-pid", instance_dir, "--task-key", "chatty", check=True)
+    res = dp("task", "-pid", instance_dir, "--task-key", "chatty", "--wait", check=True)
     assert res.stderr == "task chatty: completed\n"
     # already over when the command returns
     assert (instance_dir / ".drypipe" / "chatty" / "state.completed").exists()
@@ -272,18 +272,18 @@ def test_task_tail_shows_its_out_log_on_stdout(instance_dir):
     prepare(instance_dir, "chatty")
     res = dp("task", "-pid", instance_dir, "--task-key", "chatty", "--tail", check=True)
     assert res.stdout.splitlines() == ["chatty line 1", "chatty line 2", "chatty line 3", "chatty step 1 done"]
-    res = dp("task", "-pid", instance_dir, "--task-key", "chatty", check=True)
+    res = dp("task", "-pid", instance_dir, "--task-key", "chatty", "--wait", check=True)
     assert res.stdout == ""  # without --tail, nothing
 
 
 def test_task_resumes_a_failed_task_at_its_failed_step(instance_dir):
     run(instance_dir, "three", check=False)
     pass_step_1(instance_dir)
-    dp("task", "-pid", instance_dir, "--task-key", "t", check=True)
+    dp("task", "-pid", instance_dir, "--task-key", "t", "--wait", check=True)
     assert executions(instance_dir) == ["t step0", "t step1", "t step1", "t step2"]
 
 
-@pytest.mark.parametrize("command", [["restart", "--wait"], ["task"]])
+@pytest.mark.parametrize("command", [["restart", "--wait"], ["task", "--wait"]])
 def test_restart_and_task_run_only_the_named_task(instance_dir, command):
     run(instance_dir, "fails_with_downstream", check=False)
     pass_step_1(instance_dir)

@@ -47,6 +47,17 @@ def cli(ctx, verbose, very_verbose, dry_run):
     level = logging.DEBUG if very_verbose else logging.INFO if (verbose or dry_run) else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = {"dry_run": dry_run, "verbose": verbose or very_verbose}
+    sub = ctx.invoked_subcommand
+    if dry_run and sub not in DRY_RUN_AWARE and sub not in READ_ONLY:
+        click.echo(f"dry run: `drypipe {sub}` would change the instance (or run a task's code); nothing done")
+        ctx.exit(0)
+
+
+# --dry-run: these commands compute and print what they would do, on a read-only view ...
+DRY_RUN_AWARE = frozenset({"run", "prepare", "restart", "task"})
+# ... these only read; every other command does nothing under --dry-run
+READ_ONLY = frozenset({"list-states", "status", "report-execution-times", "poll-task", "dump-env",
+                       "array-rsync-list"})
 
 
 def parse_sleep_schedule(text: str) -> tuple[float, ...]:
@@ -92,44 +103,67 @@ def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_fail
     """
     from ..scheduler.orchestrator import Orchestrator
     pipeline = _load(generator)
+    if ctx.obj["dry_run"]:
+        _dry_run(pipeline_instance_dir, pipeline, generator, until, restart_failed, reset_failed)
+        return
     reporter = ConsoleReporter(quiet=quiet)
     with Orchestrator(pipeline_instance_dir, pipeline, generator_spec=generator, max_parallel=jobs,
                       reporter=reporter, sleep_schedule=parse_sleep_schedule(sleep_schedule)) as orch:
         if restart_failed or reset_failed:
             orch.retry_failed(reset=reset_failed)
-        if ctx.obj["dry_run"]:
-            counts = orch.prepare()
-            ready = [n.key for n in orch.ready if not (until and fnmatch.fnmatchcase(n.key, until))]
-            click.echo(f"dry run: {sum(counts.values())} tasks; would launch now: {len(ready)}")
-            for k in ready:
-                click.echo(f"  {k}")
-            return
         result = orch.run(until=until)
     print_summary(result, pipeline_instance_dir)
+    if result.generator_error:  # the tasks it had yielded ran on; its error is the last line
+        raise DryPipeError(result.generator_error)
     sys.exit(0 if result.ok else 1)
+
+
+def _dry_run(instance_dir, pipeline, generator, until, restart_failed, reset_failed):
+    """What `run` would do, computed on a read-only view of the instance: nothing is written."""
+    from ..scheduler.orchestrator import Orchestrator
+    with Orchestrator(instance_dir, pipeline, generator_spec=generator, dry_run=True) as orch:
+        known = set(orch.graph.nodes)
+        retried = orch.retry_failed(reset=reset_failed) if (restart_failed or reset_failed) else []
+        counts = orch.prepare()
+        new = [k for k in orch.graph.nodes if k not in known]
+        ready = list(dict.fromkeys(n.key for n in orch.ready if n.state == "ready"
+                                   and not (until and fnmatch.fnmatchcase(n.key, until))))
+    click.echo(f"dry run (nothing written): {sum(counts.values())} tasks, {len(new)} new")
+    verb = "reset (output dir cleared) and rerun" if reset_failed else "resumed at their failed step"
+    for n in retried:
+        click.echo(f"  would be {verb}: {n.key}")
+    click.echo(f"would launch now: {len(ready)}")
+    for k in ready:
+        click.echo(f"  {k}")
 
 
 @cli.command()
 @instance_dir_option
 @generator_option
-@click.option("--until", metavar="PATTERN", help="Accepted for symmetry with run; nothing is started.")
-@click.option("--sleep-schedule", envvar="DRYPIPE_SERVICE_SLEEP_SCHEDULE", default="0,1,3,5,10,15,20",
-              hidden=True)
-def prepare(pipeline_instance_dir, generator, until, sleep_schedule):
+@click.option("--until", metavar="PATTERN", help="Tasks whose key matches PATTERN are not prepared to be run "
+                                                 "by hand (their task dir is not written).")
+@click.option("--sleep-schedule", envvar="DRYPIPE_SERVICE_SLEEP_SCHEDULE", default=None, hidden=True,
+              help="Not used by prepare (it polls nothing); checked for the service's sake.")
+@click.pass_context
+def prepare(ctx, pipeline_instance_dir, generator, until, sleep_schedule):
     """Generate the tasks of the pipeline into the instance, WITHOUT running any.
+
+    The task dir of every task that could run now is written: `.drypipe/<key>/task` can be run
+    by hand.
 
     \b
     Example:
       drypipe prepare --pipeline-instance-dir ./run1 --generator my_module:my_pipeline
     """
     from ..scheduler.orchestrator import Orchestrator
-    with Orchestrator(pipeline_instance_dir, _load(generator), generator_spec=generator) as orch:
-        counts = orch.prepare()
+    if sleep_schedule is not None:
+        parse_sleep_schedule(sleep_schedule)
+    dry = ctx.obj["dry_run"]
+    with Orchestrator(pipeline_instance_dir, _load(generator), generator_spec=generator, dry_run=dry) as orch:
+        counts = orch.prepare(until=until)
     total = sum(counts.values())
     detail = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    click.echo(f"{total} tasks in {pipeline_instance_dir} ({detail})")
-
-
+    click.echo(("dry run (nothing written): " if dry else "") + f"{total} tasks in {pipeline_instance_dir} ({detail})")
 
 
 def _register():

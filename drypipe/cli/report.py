@@ -89,7 +89,8 @@ def print_summary(result, instance_dir) -> None:
             out.write(f"  ... and {len(result.failed) - 50} more (drypipe list-states)\n")
         out.write("retry with: drypipe run --restart-failed (resume) or --reset-failed (from step 0)\n")
     if result.held:
-        out.write(f"{len(result.held)} task(s) held back by --until\n")
+        out.write(f"{len(result.held)} task(s) held back by --until (not run): "
+                  + ", ".join(sorted(result.held)[:10]) + ("..." if len(result.held) > 10 else "") + "\n")
     blocked = [n for n in result.waiting]
     if blocked and result.failed:
         out.write(f"{len(blocked)} task(s) wait on tasks that did not complete\n")
@@ -100,5 +101,5 @@ def print_summary(result, instance_dir) -> None:
                   f"`drypipe run` resumes them): {', '.join(result.unreachable[:10])}\n")
     for w in result.unsatisfied_waits:
         out.write(f"generator blocked: {w}\n")
-    if result.ok:
+    if result.ok and result.all_completed:
         click.echo(f"drypipe: all {result.total} tasks completed", err=True)

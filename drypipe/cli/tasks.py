@@ -19,7 +19,8 @@ from .options import instance_dir_option, task_key_option
 @click.option("--wait", is_flag=True, help="Wait for the task to end (else it runs detached; the "
                                            "next `drypipe run` picks up its result).")
 @click.option("--from-remote", is_flag=True, hidden=True)
-def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
+@click.pass_context
+def restart(ctx, pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
     """Restart a task at its last unsuccessful step (a completed task restarts from step 0).
 
     \b
@@ -27,6 +28,9 @@ def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
       drypipe restart -pid ./run1 --task-key align-3 --wait
     """
     from ..api import Instance
+    if ctx.obj["dry_run"]:
+        _dry_restart(pipeline_instance_dir, task_key, at_step, reset)
+        return
     res = Instance(pipeline_instance_dir).restart([task_key], at_step=at_step, reset=reset, wait=wait)
     _report_one(pipeline_instance_dir, task_key, res)
 
@@ -34,21 +38,37 @@ def restart(pipeline_instance_dir, task_key, at_step, reset, wait, from_remote):
 @click.command()
 @instance_dir_option
 @task_key_option
-@click.option("--wait", is_flag=True, default=True, hidden=True, help="(always: runs in the foreground)")
-@click.option("--tail", is_flag=True, help="Show the task's out.log as it runs.")
-@click.option("--by-runner", is_flag=True, hidden=True)
+@click.option("--wait", is_flag=True, help="Run in the foreground until the task ends (else it runs "
+                                           "detached; the next `drypipe run` picks up its result).")
+@click.option("--tail", is_flag=True, help="Show the task's out.log as it runs (implies --wait).")
+@click.option("--by-runner", is_flag=True,
+              help="Run the task's launcher in this process, as a runner (a Slurm job, a remote host) does: "
+                   "no database access; the next `drypipe run` takes its run as the task's attempt.")
 @click.option("--from-remote", is_flag=True,
               help="On a remote host: run the uploaded task in this copy of the instance (no database).")
 @click.option("--ssh-remote-dest", metavar="USER@HOST[:PORT]:DIR",
               help="Run the task on that host, in DIR/<instance> (key: $DRYPIPE_SSH_KEY or ~/.ssh/id_*).")
-def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ssh_remote_dest):
-    """Run one task in the foreground (from its failed step, else from step 0).
+@click.pass_context
+def task(ctx, pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ssh_remote_dest):
+    """Run one task (from its failed step, else from step 0): detached, or with --wait in the
+    foreground.
 
     \b
     Example:
-      drypipe task -pid ./run1 --task-key t2 --tail
+      drypipe task -pid ./run1 --task-key t2 --wait --tail
       drypipe task -pid ./run1 --task-key t2 --ssh-remote-dest me@host.example.com:/scratch/me
     """
+    if ctx.obj["dry_run"]:
+        _dry_restart(pipeline_instance_dir, task_key, None, False)
+        return
+    if by_runner:
+        from ..dsl.task import check_key
+        check_key(task_key)
+        script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
+        if not os.path.exists(script):
+            raise DryPipeError(f"task {task_key!r} has no launcher in {pipeline_instance_dir} "
+                               "(run `drypipe prepare` first)")
+        os.execvp("bash", ["bash", script, "run"])
     if from_remote:
         script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
         if not os.path.exists(script):
@@ -67,11 +87,21 @@ def task(pipeline_instance_dir, task_key, wait, tail, by_runner, from_remote, ss
         open(log, "a").close()
         tailer = subprocess.Popen(["tail", "-n", "0", "-F", log], stderr=subprocess.DEVNULL)
     try:
-        res = inst.restart([task_key], wait=True)
+        res = inst.restart([task_key], wait=wait or tail)
     finally:
         if tailer is not None:
             tailer.terminate()
     _report_one(pipeline_instance_dir, task_key, res)
+
+
+def _dry_restart(instance_dir, key, at_step, reset):
+    """What restart/task would do, on a read-only view of the instance: nothing is written."""
+    from ..scheduler.orchestrator import Orchestrator
+    with Orchestrator(instance_dir, dry_run=True) as orch:
+        before = orch.graph.nodes[key].state_name if key in orch.graph.nodes else None
+        n = orch.restart_tasks([key], at_step=at_step, reset=reset)[0]
+        click.echo(f"dry run (nothing written): task {key} ({before}) would run from step {n.start_step}"
+                   + (", its output dir cleared" if reset else ""))
 
 
 def _task_on_remote_dest(instance_dir, key, dest):
@@ -90,7 +120,7 @@ def _task_on_remote_dest(instance_dir, key, dest):
             raise DryPipeError(f"no task {key!r} in {instance_dir}")
         n.conf = TaskConf.from_dict({**n.conf.to_dict(), "ssh_specs": f"{user_host}:{ssh_key}",
                                      "remote_base_dir": rdir, "executer_type": "process"})
-        orch._any_nonlocal = True
+        orch.any_nonlocal = True
         state = remote_ops.remote_exec(orch, key, wait=True)
         message = n.message
     click.echo(f"task {key}: {state}" + (f" - {message}" if message else ""), err=True)

@@ -146,7 +146,7 @@ class RemoteExecutor:
         return host.conn.run(script)
 
     # -- transfer -----------------------------------------------------------------------------
-    def _rsync(self, host: Host, paths: list[str], upload: bool) -> None:
+    def rsync(self, host: Host, paths: list[str], upload: bool) -> None:
         if not paths:
             return
         with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as f:
@@ -232,7 +232,7 @@ class RemoteExecutor:
         for key, _, files in items:
             paths.append(f".drypipe/{key}/task")
             paths.extend(files)
-        self._rsync(host, sorted(set(paths)), upload=True)
+        self.rsync(host, sorted(set(paths)), upload=True)
         rc, out, err = self._run(host, sx.launch_script(host.remote_dir, [(k, s) for k, s, _ in items]))
         if rc != 0:
             raise DryPipeError(f"{host.spec.label}: launching tasks failed: {err.strip()[-300:]}")
@@ -256,7 +256,7 @@ class RemoteExecutor:
         paths = list(extra) + [f"{rel}/task-keys.tsv", f"{rel}/array.sh"]
         for key, _, files in items:
             paths += [f".drypipe/{key}/task", f".drypipe/{key}/sbatch-launcher.sh", *files]
-        self._rsync(host, sorted(set(paths)), upload=True)
+        self.rsync(host, sorted(set(paths)), upload=True)
         return self.sbatch_elements(host, conf, array_dir, [(i, k) for i, (k, _, _) in enumerate(items)])
 
     def sbatch_elements(self, host: Host, conf, array_dir: str, elements: list[tuple[int, str]]) -> list[str]:
@@ -278,6 +278,10 @@ class RemoteExecutor:
 
     def next_poll_in(self) -> float:
         return max(0.0, self._next_poll - time.monotonic())
+
+    def poll_now(self) -> None:
+        """Make the next poll() ask the hosts at once (commands run by hand)."""
+        self._next_poll = 0.0
 
     def poll(self) -> tuple[list[Ended], dict[str, str], list[str]]:
         """(ended tasks, key -> new running state, keys on unreachable hosts)."""
@@ -315,7 +319,7 @@ class RemoteExecutor:
                         host.watched[key] = state
                         progress[key] = state
                 if done:
-                    self._rsync(host, [p for k, _ in done for p in (f".drypipe/{k}/", f"output/{k}/")],
+                    self.rsync(host, [p for k, _ in done for p in (f".drypipe/{k}/", f"output/{k}/")],
                                 upload=False)
                     for key, e in done:
                         del host.watched[key]

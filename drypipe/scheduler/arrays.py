@@ -84,7 +84,13 @@ def _submit(orch, parent: str, todo: list[tuple[int, str]]) -> list[str]:
     for n in nodes:
         orch.mark_launched(n, slurm=True)
     orch.store.flush()
-    ids = orch.slurm.sbatch_array(nodes[0].conf, parent_dir(orch, parent), todo)
+    try:
+        ids = orch.slurm.sbatch_array(nodes[0].conf, parent_dir(orch, parent), todo)
+    except DryPipeError as e:  # refused: nothing was submitted, the children are ready again
+        for n in nodes:
+            orch.fire(n, "launch-lost", message=str(e))
+        orch.store.flush()
+        raise
     for n, jid in zip(nodes, ids):
         orch.set_job_id(n, jid)
     orch.store.flush()

@@ -110,10 +110,11 @@ class TaskGraph:
                 ready.append(d)
         return ready
 
-    def uncompleted(self, node: Node) -> None:
-        """node leaves the completed state (reset/restart): its downstream wait again."""
+    def uncompleted(self, node: Node) -> list[Node]:
+        """node leaves the completed state (reset/restart): its downstream wait again; returns them."""
         for d in node.downstream:
             d.pending += 1
+        return node.downstream
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}

@@ -2,15 +2,17 @@
 
 One loop: (re)generate the DAG when a wait it was blocked on can now pass, launch ready
 tasks up to the executors' capacity, block until a task ends (no sleeping on a schedule),
-ingest what the task reported through its state file, and persist each round in one
-transaction."""
+feed what the task reported to the state machine, and persist each round in one transaction.
+
+Every state change goes through `fire`, which applies one event of the state machine
+(state/machine.py) and records it; crash recovery and the ingestion of what tasks report live
+in scheduler/recovery.py, restarts in scheduler/restarts.py."""
 from __future__ import annotations
 
 import collections
 import contextlib
 import fnmatch
 import gc
-import json
 import logging
 import os
 import time
@@ -18,55 +20,42 @@ import time
 from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
-from ..executors.local import LocalExecutor, running_launchers
+from ..executors.local import LocalExecutor
 from ..executors.remote import RemoteExecutor
-from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, ended_state
-from . import remote_tasks, slurm_tasks
-from ..runtime.render import parse_output_vars
-from ..state import db, statefile
+from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor
+from ..state import db, machine, statefile
 from ..state import states as S
+from ..state.lock import InstanceLock
 from ..state.store import Store, dumps, now
+from . import recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
-from .lock import InstanceLock
+from .result import RunResult
 from .materialize import Materializer, task_dir
-from .tasklog import attempt_offset, read_transitions
 
 POLL_RUNNING_EVERY = 2.0
 log = logging.getLogger("drypipe.orchestrator")
 
 
-class RunResult:
-    def __init__(self, graph: TaskGraph, held: list[str], unsatisfied_waits: list[str],
-                 unreachable: list[str] | None = None):
-        self.unreachable = unreachable or []
-        self.counts = graph.counts()
-        self.failed = [n for n in graph.nodes.values() if n.state in S.FAILURES]
-        self.held = held
-        self.unsatisfied_waits = unsatisfied_waits
-        self.total = len(graph.nodes)
-        held_set = set(held)
-        self.waiting = [n for n in graph.nodes.values() if n.state in (S.WAITING, S.READY)
-                        and n.key not in held_set]
-
-    @property
-    def ok(self) -> bool:
-        """Every task completed, except those held back by --until and their downstream."""
-        if self.failed or self.unsatisfied_waits or self.unreachable:
-            return False
-        return not self.waiting or bool(self.held)
-
-
 class Orchestrator:
+    """Drives one instance. With dry_run, it reads the instance and computes what would happen,
+    and writes nothing: no database change, no file, no lock."""
+
     def __init__(self, instance_dir: str, pipeline: Pipeline | None = None, generator_spec: str | None = None,
-                 max_parallel: int | None = None, reporter=None, sleep_schedule=None):
+                 max_parallel: int | None = None, reporter=None, sleep_schedule=None, dry_run: bool = False):
         self.instance_dir = os.path.abspath(instance_dir)
-        os.umask(os.umask(0) | 0o002)  # nothing DryPipe (or its tasks) creates is world-writable
+        self.dry_run = dry_run
         self.pipeline = pipeline
         self.reporter = reporter or NullReporter()
-        _ensure_instance_dir(self.instance_dir)
-        self.lock = InstanceLock(self.instance_dir).acquire()
-        self.engine = db.open_db(self.instance_dir, create=True)
-        self.store = Store(self.engine)
+        if dry_run:
+            self.lock = None
+            self.engine = db.open_db(self.instance_dir, create=False, upgrade=False, readonly=True) \
+                if os.path.exists(db.db_path(self.instance_dir)) else None
+        else:
+            os.umask(os.umask(0) | 0o002)  # nothing DryPipe (or its tasks) creates is world-writable
+            _ensure_instance_dir(self.instance_dir)
+            self.lock = InstanceLock(self.instance_dir).acquire()
+            self.engine = db.open_db(self.instance_dir, create=True)
+        self.store = Store(self.engine, dry_run=dry_run)
         self.graph = TaskGraph(self.instance_dir)
         self.meta = self.store.load_meta()
         if pipeline is not None:
@@ -79,7 +68,8 @@ class Orchestrator:
             code_dir = self.meta.get("pipeline_code_dir") or os.getcwd()
             containers_dir = self.meta.get("containers_dir") or None
         self.materializer = Materializer(self.instance_dir, code_dir, containers_dir, self.graph)
-        self.local = LocalExecutor(self.materializer.install_runtime(), max_parallel)
+        runtime = self.materializer.runtime_path if dry_run else self.materializer.install_runtime()
+        self.local = LocalExecutor(runtime, max_parallel)
         self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
@@ -87,87 +77,40 @@ class Orchestrator:
         self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
         self.blocked_waits: list = []
+        self.generator_error: str | None = None
         self._glob_waits: list[list] = []
         self._regenerate = pipeline is not None
-        self._any_nonlocal = False  # any Slurm or remote task in the graph?
-        self._next_id = 1
+        self.any_nonlocal = False  # any Slurm or remote task in the graph?
+        self.next_id = 1
         with _gc_paused():
-            self._load()
+            recovery.load(self)
 
-    # -- loading and crash recovery ------------------------------------------------------
-    def _load(self) -> None:
-        confs = {cid: TaskConf.from_dict(json.loads(js)) for cid, js in self.store.load_confs().items()}
-        outputs = self.store.load_outputs()
-        graph = self.graph
-        for r in self.store.load_tasks():
-            n = Node(r.id, r.key, r.state, r.step, r.executer_type, confs[r.conf_id], r.conf_id, r.spec)
-            n.job_id, n.created_at, n.launched_at = r.job_id, r.created_at, r.launched_at
-            n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
-            n.outputs = outputs.get(r.id)
-            graph.add(n)
-            if n.executer_type == "slurm" or n.conf.is_remote:
-                self._any_nonlocal = True
-            self._next_id = max(self._next_id, r.id + 1)
-        for n in graph.nodes.values():
-            if n.state != S.COMPLETED:
-                graph.link(n)
-                if n.state == S.READY:
-                    self.ready.append(n)
-        self._repair_state_files()
-        active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
-        if active:
-            self._reattach(active)
-        self.store.flush()
+    # -- the state machine ---------------------------------------------------------------------
+    def fire(self, n: Node, event: str, at: float | None = None, step: int | None = None,
+             message: str | None = None, mirror: bool = True) -> None:
+        """Apply one event of the state machine to n and record it (committed at the next
+        flush, with every other change of the round). With mirror, the task dir's state file
+        (where the task has one) is made to say the new state."""
+        waiting = event in ("reset", "restart-at-step") and n.pending > 0
+        machine.fire(n, event, now() if at is None else at, self._record, step=step, message=message,
+                     waiting=waiting)
+        if n.state == S.READY and event != "launch-lost":
+            self.ready.append(n)  # a stale entry (blocked since) is skipped at launch
+        if mirror and not self.dry_run:
+            self.mirror(n)
 
-    def _repair_state_files(self) -> None:
-        """The DB is the truth for tasks not running: make each launched-once task dir hold
-        exactly its state file again (edited, deleted or duplicated by hand)."""
-        for n in self.graph.nodes.values():
-            if n.state in S.ACTIVE or n.launched_at is None:
-                continue
-            tdir = task_dir(self.instance_dir, n.key)
-            name = n.state_name
-            try:
-                found = statefile.names(tdir)
-            except FileNotFoundError:
-                continue
-            if found != [name]:
-                log.warning("task %s: state files %s repaired to state.%s (the database's)", n.key,
-                            found or "(none)", name)
-                statefile.normalize(tdir, name)
+    def _record(self, n: Node, state: str, step, at: float) -> None:
+        self.store.touch(n)
+        self.store.transition(n, state, step, at)
 
-    def _reattach(self, active: list[Node]) -> None:
-        """Tasks the DB says are running (an earlier orchestrator died): watch those whose
-        launcher still runs, ingest the others (relaunched if they never started)."""
-        for n in [n for n in active if n.conf.is_remote]:  # the next poll of its host tells
-            self.remote.watch(self.remote.host_for(n.conf), n.key,
-                              n.job_id if n.executer_type == "slurm" else None)
-        active = [n for n in active if not n.conf.is_remote]
-        slurm = [n for n in active if n.executer_type == "slurm"]
-        missing = [n.key for n in slurm if not n.job_id]
-        recovered = self.slurm.recover_array_jobs(missing) if missing else {}
-        for n in slurm:
-            n.log_offset = attempt_offset(task_dir(self.instance_dir, n.key), n.launched_at) or \
-                _log_size(task_dir(self.instance_dir, n.key))
-            if not n.job_id and n.key in recovered:
-                self.set_job_id(n, recovered[n.key])  # submitted, but died before recording it
-            if n.job_id:
-                self.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
-            else:
-                self._ingest(n, None)
-        active = [n for n in active if n.executer_type != "slurm"]
-        launchers = running_launchers(self.instance_dir, self.materializer.runtime_path) if active else {}
-        for n in active:
-            # read this attempt's lines only: earlier attempts' were ingested by earlier runs
-            n.log_offset = attempt_offset(task_dir(self.instance_dir, n.key), n.launched_at) or \
-                _log_size(task_dir(self.instance_dir, n.key))
-            pid = launchers.get(n.key)
-            if pid is not None and self.local.attach(n.key, str(pid), task_dir(self.instance_dir, n.key)):
-                if n.job_id != str(pid):
-                    n.job_id = str(pid)
-                    self.store.touch(n)
-                continue
-            self._ingest(n, None)
+    def mirror(self, n: Node) -> None:
+        """Make the task dir's one state file name n's state (when the task has a dir)."""
+        try:
+            statefile.write(task_dir(self.instance_dir, n.key), n.state_name)
+        except FileNotFoundError:
+            pass  # never materialized: the task dir is written at launch
+        except OSError as e:  # the DB stays the truth; the next run repairs the file
+            log.warning("task %s: cannot write its state file state.%s: %s", n.key, n.state_name, e.strerror)
 
     # -- generation -------------------------------------------------------------------------
     def generate(self) -> list[Node]:
@@ -203,10 +146,10 @@ class Orchestrator:
                 _check_supported(key, conf)
                 cached = conf_cache[id(conf)] = store.conf_id(conf.to_json_key())
                 if conf.executer_type == "slurm" or conf.is_remote:
-                    self._any_nonlocal = True
-            n = Node(self._next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
+                    self.any_nonlocal = True
+            n = Node(self.next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
                      task.spec())
-            self._next_id += 1
+            self.next_id += 1
             n.created_at = t
             new.append(n)
             nodes[key] = n
@@ -223,7 +166,7 @@ class Orchestrator:
             if n.spec["inputs"]:
                 graph.link(n)
             if n.pending == 0:
-                n.state = S.READY
+                n.state = S.READY  # created ready (no uncompleted upstream): not a transition
                 ready.append(n)
             store.add_task(n, dumps(n.spec))
         self.blocked_waits = gen.blocked_waits
@@ -234,7 +177,8 @@ class Orchestrator:
 
     def _update_definition(self, n: Node, task) -> None:
         """A task not run (or failed) whose definition changed in the generator: take the new one
-        (a fixed snippet is what --restart-failed/--reset-failed should run)."""
+        (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
+        executer type included."""
         spec = task.spec()
         if spec == n.spec and task.conf == n.conf:
             return
@@ -244,7 +188,11 @@ class Orchestrator:
             return
         n._spec, n.spec_json = spec, None
         if task.conf != n.conf:
+            _check_supported(n.key, task.conf)
             n.conf, n.conf_id = task.conf, self.store.conf_id(task.conf.to_json_key())
+            n.executer_type = task.conf.executer_type
+            if n.executer_type == "slurm" or n.conf.is_remote:
+                self.any_nonlocal = True
         self.store.update_definition(n, dumps(spec))
         log.warning("task %s: definition changed in the generator; the new one will run", n.key)
 
@@ -264,19 +212,29 @@ class Orchestrator:
                     need.update(k for k in keys if self.graph.state_of(k) != S.COMPLETED)
                 self._glob_waits.append([need, satisfiable])
 
-    def _on_completed_for_waits(self, key: str) -> None:
+    def on_completed(self, n: Node) -> None:
+        """n just completed: its downstream whose every upstream completed become ready, and
+        the generator is re-run when a wait it was blocked on can now pass."""
+        for d in self.graph.completed(n):
+            self.fire(d, "unblock")
         for w in self._glob_waits:
             need = w[0]
-            if key in need:
-                need.discard(key)
+            if n.key in need:
+                need.discard(n.key)
                 if not need and w[1]:
                     self._regenerate = True
 
     # -- running ------------------------------------------------------------------------------
-    def prepare(self) -> dict[str, int]:
+    def prepare(self, until: str | None = None) -> dict[str, int]:
+        """Generate the tasks and write the task dir of every ready task (its `task` script can
+        be run by hand), except those whose key matches `until`; nothing is launched."""
         if self.pipeline is not None:
             self.generate()
         self.store.flush()
+        if not self.dry_run:
+            for n in self.ready:
+                if n.launched_at is None and n.state == S.READY and not (until and fnmatch.fnmatchcase(n.key, until)):
+                    self.materializer.materialize(n, S.READY, slurm=n.executer_type == "slurm")
         return self.graph.counts()
 
     def run(self, until: str | None = None) -> RunResult:
@@ -287,56 +245,64 @@ class Orchestrator:
         last_poll = time.monotonic()
         try:
             while True:
-                if self._regenerate and self.pipeline is not None:
+                if self._regenerate and self.pipeline is not None and self.generator_error is None:
                     try:
                         new = self.generate()
-                    except DryPipeError:
-                        self._interrupt()  # running local tasks are stopped and recorded
-                        raise
+                    except DryPipeError as e:
+                        # the DAG known so far is valid: what runs (and is ready) goes on
+                        self.generator_error = str(e)
+                        log.error("the generator failed; no new task will be generated: %s", e)
+                        new = []
                     if new:
                         self.reporter.generated(self, len(new))
                 remote_tasks.release_deferred(self)
-                self._launch(until, held)  # one commit per round, before any spawn
+                self.launch_round(until, held)  # one commit per round, before any spawn
                 self.reporter.progress(self)
                 if not (self.local.running or self.slurm.running or self.remote.running or self.deferred):
-                    if self._regenerate and self.pipeline is not None:
+                    if self._regenerate and self.pipeline is not None and self.generator_error is None:
                         continue
                     break
                 self.unreachable = remote_tasks.stranded(self)
                 if self.unreachable:
                     break
-                self._wait_and_ingest()
+                self.wait_and_ingest()
                 if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
-                    self._poll_running()
+                    recovery.poll_running(self)
                     last_poll = time.monotonic()
         except KeyboardInterrupt:
-            self._interrupt()
+            self.interrupt()
             raise
         finally:
             self.local.shutdown(kill=False)
             self.store.flush()
             self.store.close()
-        result = RunResult(self.graph, held, self._unsatisfied_waits(), self.unreachable)
+        result = RunResult(self.graph, held, self._unsatisfied_waits(), self.unreachable, self.generator_error)
         self.reporter.finished(self, result)
         return result
 
     def mark_launched(self, n: Node, slurm: bool = False, t: float | None = None) -> str:
-        """Write n's task dir with state `launched` (persisted at the next flush); its script."""
+        """Write n's task dir with state `launched` and fire `launch` (persisted at the next
+        flush, before the process or job exists); return its `task` script."""
         t = t or now()
         script = self.materializer.materialize(n, S.LAUNCHED, slurm=slurm)
-        n.state, n.step, n.launched_at, n.started_at, n.ended_at, n.message = \
-            S.LAUNCHED, None, t, None, None, None
-        n.log_offset = 0 if self.materializer.fresh else _log_size(os.path.dirname(script))
-        self.store.touch(n)
-        self.store.transition(n, S.LAUNCHED, None, t)
+        self.fire(n, "launch", at=t, mirror=False)
+        n.log_offset = 0 if self.materializer.fresh else recovery.log_size(os.path.dirname(script))
         return script
 
     def _mark_launched_or_fail(self, n: Node, slurm: bool, t: float) -> str | None:
         try:
             return self.mark_launched(n, slurm=slurm, t=t)
         except OSError as e:
-            self._fail_unlaunched(n, f"cannot write its task dir .drypipe/{n.key}: {e.strerror}")
+            self.fail_unlaunched(n, f"cannot write its task dir .drypipe/{n.key}: {e.strerror}")
             return None
+
+    def fail_unlaunched(self, n: Node, message: str) -> None:
+        """The launch of n was impossible (task dir unwritable, sbatch refused, ...): failed at
+        its start step, retried like any failure."""
+        if n.state == S.READY:
+            self.fire(n, "launch", mirror=False)
+        self.fire(n, "failed", step=n.start_step, message=message)
+        self.reporter.task_ended(self, n)
 
     def set_job_id(self, n: Node, job_id: str) -> None:
         n.job_id, n.start_step = job_id, 0
@@ -344,7 +310,7 @@ class Orchestrator:
         if n.executer_type == "slurm":
             _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
 
-    def _wait_and_ingest(self) -> None:
+    def wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         timeout = POLL_RUNNING_EVERY
         if self.slurm.running:
@@ -359,25 +325,28 @@ class Orchestrator:
             time.sleep(timeout)  # only Slurm jobs run: wait for the next poll
             ended = []
         for e in ended:
-            self._ingest(self.graph.nodes[e.key], e.returncode)
+            recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
         for e in self.slurm.poll():
-            self._ingest(self.graph.nodes[e.key], None, slurm=e)
+            recovery.ingest(self, self.graph.nodes[e.key], None, slurm=e)
         remote_tasks.poll(self)
 
-    def _launch(self, until: str | None, held: list[str]) -> None:
+    def launch_round(self, until: str | None = None, held: list[str] | None = None) -> None:
         """Materialize ready tasks up to capacity, commit the round, then start them:
         local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
         capacity = self.local.capacity()
+        held = [] if held is None else held
         batch, slurm_batch, remote_batch = [], [], []
         t = now()
         ready = self.ready
-        if self._any_nonlocal:  # Slurm and remote tasks are not bound by the local capacity
+        if self.any_nonlocal:  # Slurm and remote tasks are not bound by the local capacity
             local = collections.deque()
             for n in ready:
                 (local if n.executer_type != "slurm" and not n.conf.is_remote else slurm_batch).append(n)
             ready = self.ready = local
         while capacity > 0 and ready:
             n = ready.popleft()
+            if n.state != S.READY:
+                continue  # went back to waiting (an upstream restarted) since it was queued
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
@@ -387,6 +356,8 @@ class Orchestrator:
                 capacity -= 1
         nonlocal_tasks, slurm_batch = slurm_batch, []
         for n in nonlocal_tasks:
+            if n.state != S.READY:
+                continue
             if until and fnmatch.fnmatchcase(n.key, until):
                 held.append(n.key)
                 continue
@@ -409,105 +380,18 @@ class Orchestrator:
             n.start_step = 0
             self.store.touch(n)
 
-    def _fail_unlaunched(self, n: Node, message: str) -> None:
-        tdir = task_dir(self.instance_dir, n.key)
-        try:
-            statefile.write(tdir, S.format(S.FAILED, n.start_step))
-        except OSError:
-            pass  # the task dir itself is what failed
-        n.state, n.step, n.message, n.ended_at = S.FAILED, n.start_step, message, now()
-        self.store.touch(n)
-        self.store.transition(n, S.FAILED, n.step, n.ended_at)
-        self.reporter.task_ended(self, n)
-
-    def _ingest(self, n: Node, returncode, slurm=None) -> None:
-        """The task's process (or job) is over: take its final state from its state file
-        (and, for a Slurm job, from what Slurm says happened to it)."""
-        tdir = task_dir(self.instance_dir, n.key)
-        transitions, n.log_offset, message = read_transitions(tdir, n.log_offset)
-        if transitions and transitions[-1][1] in S.TERMINAL:  # logged right after its rename
-            name = S.format(transitions[-1][1], transitions[-1][2])
-        else:
-            name = statefile.read(tdir)
-        if slurm is not None:
-            state, step, slurm_message = ended_state(name, slurm, n.step)
-            new_name = S.format(state, step)
-            if new_name != name:
-                statefile.write(tdir, new_name, name)
-                self.store.transition(n, state, step, now())
-                name = new_name
-            message = slurm_message or message
-        for at, state, step in transitions:
-            self.store.transition(n, state, step, at)
-            if state == S.STEP_STARTED and n.started_at is None:
-                n.started_at = at
-        try:
-            state, step = S.parse(name) if name else (S.LAUNCHED, None)
-        except ValueError:
-            state, step = S.LAUNCHED, None
-        t = transitions[-1][0] if transitions else now()
-        if state in S.ACTIVE:
-            if state == S.LAUNCHED and attempt_offset(tdir, n.launched_at) is None:
-                # the launcher never ran (orchestrator died between DB write and spawn): relaunch
-                n.state, n.step = S.READY, None
-                self.store.touch(n)
-                self.ready.appendleft(n)
-                return
-            state, step, t = S.KILLED, step or 0, now()
-            statefile.write(tdir, S.format(state, step), name)
-            message = ("task process ended without reporting (killed, or the machine restarted)"
-                       if returncode is None else f"task process ended with status {returncode} without reporting")
-            self.store.transition(n, state, step, t)
-        n.state, n.step, n.ended_at = state, step, t
-        statefile.normalize(tdir, S.format(state, step))  # exactly one, even if one was added by hand
-        n.message = message if state in S.FAILURES else None
-        if state == S.COMPLETED:
-            n.outputs = {}
-            if any(o["kind"] == "var" for o in n.spec["outputs"].values()):
-                try:
-                    with open(os.path.join(tdir, "output-vars"), "rb") as f:
-                        n.outputs = parse_output_vars(f.read())
-                except FileNotFoundError:
-                    pass
-            if n.outputs:
-                self.store.set_outputs(n, n.outputs)
-            for d in self.graph.completed(n):
-                d.state = S.READY
-                self.store.touch(d)
-                self.ready.append(d)
-            self._on_completed_for_waits(n.key)
-        self.store.touch(n)
-        log.info("task %s: %s%s", n.key, n.state_name, f" ({n.message})" if n.message else "")
-        self.reporter.task_ended(self, n)
-
-    def _poll_running(self) -> None:
-        """Refresh step-started.N of long-running tasks (for `list-states` while they run)."""
-        for key in [*self.local.running_keys(), *self.slurm.jobs]:
-            n = self.graph.nodes[key]
-            name = statefile.read(task_dir(self.instance_dir, key))
-            if not name or name == n.state_name:
-                continue
-            try:
-                state, step = S.parse(name)
-            except ValueError:
-                continue
-            if state == S.STEP_STARTED:
-                n.state, n.step = state, step
-                if n.started_at is None:
-                    n.started_at = now()
-                self.store.touch(n)
-
-    def _interrupt(self) -> None:
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the local tasks and record how they ended."""
         self.local.kill_all()
         deadline = time.monotonic() + 10
         while self.local.running and time.monotonic() < deadline:
             for e in self.local.wait(0.5):
-                self._ingest(self.graph.nodes[e.key], e.returncode)
+                recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
 
     def _unsatisfied_waits(self) -> list[str]:
         """Waits that nothing can satisfy: reported only when no task failed (else a wait may
         just be downstream of the failure)."""
-        if any(n.state in S.FAILURES for n in self.graph.nodes.values()):
+        if self.generator_error or any(n.state in S.FAILURES for n in self.graph.nodes.values()):
             return []
         out = []
         for (kind, items), (need, satisfiable) in zip(self.blocked_waits, self._glob_waits):
@@ -525,95 +409,25 @@ class Orchestrator:
                            "which match no task")
         return out
 
-
-    # -- restarts -----------------------------------------------------------------------------
+    # -- restarts (scheduler/restarts.py) ------------------------------------------------------
     def retry_failed(self, reset: bool) -> list[Node]:
-        """Failed, killed and timed-out tasks become ready again: resumed at the failed step, or,
-        with reset, from step 0 with their output dir and variables cleared."""
-        retried = [n for n in self.graph.nodes.values() if n.state in S.FAILURES]
-        for n in retried:
-            self._make_ready(n, 0 if reset else (n.step or 0), reset)
-        self.store.flush()
-        return retried
+        return restarts.retry_failed(self, reset)
 
     def restart_tasks(self, keys, at_step: int | None = None, reset: bool = False) -> list[Node]:
-        """Make the given tasks ready to rerun: at_step, else the failed step, else step 0."""
-        nodes = []
-        for key in keys:
-            n = self.graph.nodes.get(key)
-            if n is None:
-                raise DryPipeError(f"no task {key!r} in {self.instance_dir}")
-            if n.state in S.ACTIVE:
-                raise DryPipeError(f"task {key!r} is running ({n.state_name}); kill it first "
-                                   f"(.drypipe/{key}/task kill)")
-            if n.pending:
-                waits = sorted(k for k in n.upstream if self.graph.state_of(k) != S.COMPLETED)
-                raise DryPipeError(f"task {key!r} waits on {', '.join(map(repr, waits))}")
-            n_steps = len(n.spec["steps"])
-            if at_step is not None and not 0 <= at_step < n_steps:
-                raise DryPipeError(f"task {key!r}: --at-step {at_step} is not a step (0..{n_steps - 1})")
-            step = 0 if reset else at_step if at_step is not None else (
-                n.step or 0) if n.state in S.FAILURES else 0
-            nodes.append((n, step))
-        for n, step in nodes:
-            self._make_ready(n, step, reset)
-        self.store.flush()
-        return [n for n, _ in nodes]
-
-    def _make_ready(self, n: Node, start_step: int, reset: bool) -> None:
-        import shutil
-        tdir = task_dir(self.instance_dir, n.key)
-        if reset:
-            out = os.path.join(self.instance_dir, "output", n.key)
-            shutil.rmtree(out, ignore_errors=True)
-            try:
-                os.unlink(os.path.join(tdir, "output-vars"))
-            except FileNotFoundError:
-                pass
-        if n.state == S.COMPLETED:
-            self.graph.uncompleted(n)
-        n.start_step = start_step
-        n.state, n.step, n.message = S.READY, None, None
-        if os.path.isdir(tdir):
-            statefile.write(tdir, S.READY)
-        self.store.touch(n)
-        self.store.transition(n, S.READY, None, now())
-        if n not in self.ready:
-            self.ready.append(n)
+        return restarts.restart_tasks(self, keys, at_step=at_step, reset=reset)
 
     def run_tasks(self, keys, wait: bool = True) -> RunResult | None:
-        """Launch just these (ready) tasks; with wait, until they end. Nothing else is started."""
-        wanted = [self.graph.nodes[k] for k in keys]
-        others = [n for n in self.ready if n not in wanted]
-        self.ready = collections.deque(n for n in wanted if n.state == S.READY)
-        if not wait:  # detached: all at once, they outlive this process
-            self.local.max_parallel = max(self.local.max_parallel, len(self.ready) + self.local.running)
-        try:
-            while self.ready or (wait and (self.local.running or self.slurm.running or self.remote.running)):
-                self._launch(None, [])
-                if not wait:
-                    if not self.ready:
-                        break
-                    continue
-                if self.local.running or self.slurm.running or self.remote.running:
-                    self._wait_and_ingest()
-                    # completions made downstream tasks ready: they wait for the next `drypipe run`
-                    others.extend(n for n in self.ready if n not in wanted)
-                    self.ready = collections.deque(n for n in self.ready if n in wanted)
-        finally:
-            self.ready = collections.deque(others + [n for n in self.ready if n not in others])
-            self.store.flush()
-        if not wait:
-            return None
-        return RunResult(self.graph, [], [])
+        return restarts.run_tasks(self, keys, wait=wait)
 
     def close(self) -> None:
         """Release the instance (its lock and DB connections)."""
         self.local.shutdown(kill=False)
         self.remote.close()
         self.store.close()
-        self.engine.dispose()
-        self.lock.release()
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self):
         return self
@@ -665,12 +479,4 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def _log_size(tdir: str) -> int:
-    try:
-        return os.path.getsize(os.path.join(tdir, "drypipe.log"))
-    except OSError:
-        return 0
-
-
 __all__ = ["Orchestrator", "RunResult", "DryPipeError"]
-

@@ -6,6 +6,7 @@ import os
 import time
 
 from ..errors import DryPipeError
+from ..executors.remote import HostUnreachable
 from ..executors.slurm import read_array_keys
 from ..state import statefile
 from ..state import states as S
@@ -36,7 +37,7 @@ def upload_task_inputs(orch, key: str) -> list[str]:
     extra = orch.remote.prepare_host(h, False, orch.materializer.code_dir, _DRYPIPE_ROOT, "python3")
     paths = sorted(set(extra + [".drypipe/_runtime/task-runner.sh", f".drypipe/{key}/task",
                                 *upload_paths(orch.instance_dir, n.spec)]))
-    orch.remote._rsync(h, paths, upload=True)
+    orch.remote.rsync(h, paths, upload=True)
     return paths
 
 
@@ -67,7 +68,7 @@ def fetch_remote_state(orch, key: str, wait: bool, timeout: float = 24 * 3600) -
     orch.remote.watch(h, key, n.job_id if n.executer_type == "slurm" else None)
     deadline = time.monotonic() + timeout
     while True:
-        orch.remote._next_poll = 0.0
+        orch.remote.poll_now()
         remote_tasks.poll(orch)
         orch.store.flush()
         if n.state not in S.ACTIVE or not wait or time.monotonic() > deadline:
@@ -89,7 +90,7 @@ def array_upload(orch, parent: str) -> int:
         n = orch.graph.nodes[k]
         _ensure_materialized(orch, n)
         paths |= {f".drypipe/{k}/task", f".drypipe/{k}/sbatch-launcher.sh", *upload_paths(orch.instance_dir, n.spec)}
-    orch.remote._rsync(h, sorted(p for p in paths if os.path.exists(os.path.join(orch.instance_dir, p))),
+    orch.remote.rsync(h, sorted(p for p in paths if os.path.exists(os.path.join(orch.instance_dir, p))),
                        upload=True)
     return len(keys)
 
@@ -105,7 +106,13 @@ def array_submit_from_remote(orch, parent: str) -> list[str]:
     for n in nodes:
         orch.mark_launched(n, slurm=True)
     orch.store.flush()
-    ids = orch.remote.sbatch_elements(h, nodes[0].conf, arrays.parent_dir(orch, parent), todo)
+    try:
+        ids = orch.remote.sbatch_elements(h, nodes[0].conf, arrays.parent_dir(orch, parent), todo)
+    except (DryPipeError, HostUnreachable) as e:  # refused, or the host is gone: ready again
+        for n in nodes:
+            orch.fire(n, "launch-lost", message=str(e))
+        orch.store.flush()
+        raise DryPipeError(str(e)) from e
     for n, jid in zip(nodes, ids):
         orch.set_job_id(n, jid)
     orch.store.flush()
@@ -120,7 +127,7 @@ def array_watch_from_remote(orch, parent: str, wait: bool, timeout: float = 24 *
         orch.remote.watch(orch.remote.host_for(n.conf), n.key, n.job_id)
     deadline = time.monotonic() + timeout
     while orch.remote.running:
-        orch.remote._next_poll = 0.0
+        orch.remote.poll_now()
         remote_tasks.poll(orch)
         orch.store.flush()
         if not wait or time.monotonic() > deadline:
@@ -137,7 +144,7 @@ def array_download(orch, parent: str) -> int:
     """Fetch the task and output dirs of all children of an array parent from their host."""
     keys = [k for k, _ in read_array_keys(os.path.join(orch.instance_dir, ".drypipe", parent))]
     _, h = _remote_node(orch, keys[0])
-    orch.remote._rsync(h, [p for k in keys for p in (f".drypipe/{k}/", f"output/{k}/")], upload=False)
+    orch.remote.rsync(h, [p for k in keys for p in (f".drypipe/{k}/", f"output/{k}/")], upload=False)
     for k in keys:  # the downloaded state file outranks a stale local one
         tdir = task_dir(orch.instance_dir, k)
         name = statefile.read(tdir)

@@ -10,8 +10,7 @@ from ..executors.remote import HostUnreachable
 from ..executors.slurm import SlurmEnded, write_array_dir
 from ..state import statefile
 from ..state import states as S
-from ..state.store import now
-from . import slurm_tasks
+from . import recovery, slurm_tasks
 from .materialize import _DRYPIPE_ROOT, import_root, task_dir, upload_paths
 
 RETRY_UNREACHABLE_EVERY = 2.0
@@ -29,7 +28,7 @@ def launch(orch, nodes) -> None:
         try:
             h = orch.remote.host_for(n.conf)
         except DryPipeError as e:
-            orch._fail_unlaunched(n, str(e))
+            orch.fail_unlaunched(n, str(e))
             continue
         by_host.setdefault(id(h), (h, []))[1].append(n)
     for h, group in by_host.values():
@@ -67,7 +66,7 @@ def launch(orch, nodes) -> None:
         except DryPipeError as e:
             msg = str(e) if str(e).startswith(h.spec.label) else f"{h.spec.label}: {e}"
             for n in group:
-                orch._fail_unlaunched(n, msg)
+                orch.fail_unlaunched(n, msg)
             continue
         h.unreachable_since = None
 
@@ -95,11 +94,7 @@ def _packages(nodes) -> dict[str, str]:
 
 def defer(orch, n, reason: str) -> None:
     """The host is unreachable: back to ready, retried later (not a failure)."""
-    tdir = task_dir(orch.instance_dir, n.key)
-    statefile.write(tdir, S.READY)
-    n.state, n.step, n.message = S.READY, None, f"host unreachable: {reason}"
-    orch.store.touch(n)
-    orch.store.transition(n, S.READY, None, now())
+    orch.fire(n, "launch-lost", message=f"host unreachable: {reason}")
     orch.deferred.append((time.monotonic() + RETRY_UNREACHABLE_EVERY, n))
 
 
@@ -120,17 +115,14 @@ def poll(orch) -> None:
             state, step = S.parse(name)
         except ValueError:
             continue
-        statefile.write(task_dir(orch.instance_dir, key), name)
-        n.state, n.step = state, step
-        if state == S.STEP_STARTED and n.started_at is None:
-            n.started_at = now()
-        orch.store.touch(n)
+        if state == S.STEP_STARTED and n.state in S.ACTIVE and (n.state == S.LAUNCHED or step > (n.step or 0)):
+            orch.fire(n, "step-started", step=step)  # the host's log comes down when it ends
     for e in ended:
         tdir = task_dir(orch.instance_dir, e.key)
         name = statefile.read(tdir)  # the downloaded one outranks the local `launched`
         if name:
             statefile.write(tdir, name)
-        orch._ingest(orch.graph.nodes[e.key], None, slurm=e if isinstance(e, SlurmEnded) else None)
+        recovery.ingest(orch, orch.graph.nodes[e.key], None, slurm=e if isinstance(e, SlurmEnded) else None)
 
 
 def stranded(orch) -> list[str]:

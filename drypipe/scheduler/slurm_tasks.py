@@ -20,7 +20,7 @@ def submit(orch, nodes) -> None:
                                               new_array_dir(orch))
             except DryPipeError as e:
                 for n in chunk:
-                    orch._fail_unlaunched(n, str(e))
+                    orch.fail_unlaunched(n, str(e))
                 continue
             for n, jid in zip(chunk, ids):
                 orch.set_job_id(n, jid)

@@ -61,3 +61,23 @@ def attempt_offset(task_dir: str, launched_at: float | None) -> int | None:
     if launched_at is not None and at < launched_at - 2.0:  # an earlier attempt's start
         return None
     return line_start
+
+
+def last_start(task_dir: str):
+    """(byte offset, time, pid) of the last `start` line of drypipe.log, or None."""
+    try:
+        with open(os.path.join(task_dir, "drypipe.log"), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    i = data.rfind(b" start step=")
+    if i == -1:
+        return None
+    line_start = data.rfind(b"\n", 0, i) + 1
+    line = data[line_start:data.find(b"\n", i) if data.find(b"\n", i) != -1 else len(data)].decode("utf-8", "replace")
+    try:
+        at = float(line.split(" ")[1])
+        pid = int(line.split(" pid=")[1].split(" ")[0])
+    except (IndexError, ValueError):
+        return None
+    return line_start, at, pid

@@ -5,16 +5,93 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Column, Table, bindparam, delete, insert, inspect, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from ..errors import InstanceError
-from .models import meta_table, output_var_table, task_conf_table, task_table
+from .models import InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
+
+
+# -- the write statements, compiled from the models once -----------------------------------------
+# flush() hands them to sqlite3's executemany with plain tuples (100k rows in a few hundred ms,
+# which the ORM or SQLAlchemy Core executemany would not do). Their text comes from the model
+# tables, compiled by SQLAlchemy's SQLite dialect with `?` parameters: no table or column name is
+# written here, so a renamed model column is renamed in these statements too. Columns are taken
+# by the models' attribute names: a column renamed in the DB only (mapped_column("new_name"))
+# changes the SQL text and nothing else; a renamed attribute fails this module's import.
+class Statement(NamedTuple):
+    sql: str
+    table: Table
+    params: tuple[Column, ...]  # what each `?` binds, in order: the layout of the rows' tuples
+
+
+_SQLITE = sqlite.dialect(paramstyle="qmark")
+
+
+def _compile(stmt, table: Table, params: tuple[Column, ...], binds: list[str], **kw) -> Statement:
+    compiled = stmt.compile(dialect=_SQLITE, **kw)
+    # The rows are tuples: refuse to build a statement whose `?` would bind other columns, or in
+    # another order, than the tuples carry (an INSERT binds in the table's column order; a model
+    # column given a Python-side default would add a `?`).
+    if list(compiled.positiontup or ()) != binds:
+        raise RuntimeError(f"store: {compiled} binds {compiled.positiontup}, expected {binds}: "
+                           "keep the statement's columns in the model table's order")
+    return Statement(str(compiled), table, params)
+
+
+def insert_statement(table: Table, *columns: Column, replace: bool = False) -> Statement:
+    """INSERT [OR REPLACE] INTO table (columns) VALUES (?, ...); columns in the table's order."""
+    stmt = insert(table).prefix_with("OR REPLACE") if replace else insert(table)
+    return _compile(stmt, table, columns, [c.key for c in columns], column_keys=[c.key for c in columns])
+
+
+def update_statement(table: Table, set_columns: tuple[Column, ...], where: Column) -> Statement:
+    """UPDATE table SET c1=?, c2=?, ... WHERE where = ?, binding set_columns then where."""
+    stmt = (update(table).ordered_values(*((c, bindparam(f"set_{c.key}")) for c in set_columns))
+            .where(where == bindparam(f"where_{where.key}")))
+    binds = [f"set_{c.key}" for c in set_columns] + [f"where_{where.key}"]
+    return _compile(stmt, table, (*set_columns, where), binds)
+
+
+def delete_statement(table: Table, where: Column) -> Statement:
+    """DELETE FROM table WHERE where = ?"""
+    stmt = delete(table).where(where == bindparam(f"where_{where.key}"))
+    return _compile(stmt, table, (where,), [f"where_{where.key}"])
+
+
+# the models' tables, and their columns by attribute name
+_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition)
+_meta, _conf, _task, _out, _trans = (m.__table__ for m in _MODELS)
+_m, _cf, _t, _o, _tr = (inspect(m).columns for m in _MODELS)
+
+SET_META = insert_statement(_meta, _m.name, _m.value, replace=True)
+INSERT_CONF = insert_statement(_conf, _cf.id, _cf.json)
+# rows of add_task()
+INSERT_TASK = insert_statement(_task, _t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec,
+                               _t.created_at)
+# rows of flush() from touch()ed nodes
+UPDATE_TASK_STATE = update_statement(_task, (_t.state, _t.step, _t.job_id, _t.launched_at, _t.started_at,
+                                             _t.ended_at, _t.message), where=_t.id)
+# rows of update_definition()
+UPDATE_TASK_DEFINITION = update_statement(_task, (_t.spec, _t.conf_id, _t.executer_type), where=_t.id)
+SET_OUTPUT = insert_statement(_out, _o.task_id, _o.name, _o.value, replace=True)
+INSERT_TRANSITION = insert_statement(_trans, _tr.task_id, _tr.state, _tr.step, _tr.at)
+DELETE_OUTPUTS = delete_statement(_out, where=_o.task_id)
+# the reads of load_tasks(), in the order of its rows
+TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
+            _t.launched_at, _t.started_at, _t.ended_at, _t.message)
+
+STATEMENTS = {name: st for name, st in globals().items() if isinstance(st, Statement)}
 
 
 class Store:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine | None, dry_run: bool = False):
+        """engine None: an instance with no database yet (a dry run of a new instance).
+        dry_run: flush() discards what was buffered; nothing is ever written."""
+        self.dry_run = dry_run
         self.engine = engine
         self._conf_ids: dict[str, int] = {}
         self._pending_conf: list[tuple[int, str]] = []
@@ -29,12 +106,16 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------
     def load_meta(self) -> dict[str, str]:
+        if self.engine is None:
+            return {}
         with self.engine.connect() as c:
-            return {r.name: r.value for r in c.execute(select(meta_table))}
+            return {name: value for name, value in c.execute(select(_m.name, _m.value))}
 
     def load_confs(self) -> dict[int, str]:
+        if self.engine is None:
+            return {}
         with self.engine.connect() as c:
-            rows = c.execute(select(task_conf_table.c.id, task_conf_table.c.json)).all()
+            rows = c.execute(select(_cf.id, _cf.json)).all()
         for cid, js in rows:
             self._conf_ids[js] = cid
             self._next_conf_id = max(self._next_conf_id, cid + 1)
@@ -43,17 +124,17 @@ class Store:
     def load_tasks(self):
         """Rows (id, key, state, step, executer_type, conf_id, spec, job_id, created_at,
         launched_at, started_at, ended_at, message), in creation order."""
-        t = task_table.c
+        if self.engine is None:
+            return []
         with self.engine.connect() as c:
-            return c.execute(select(t.id, t.key, t.state, t.step, t.executer_type, t.conf_id, t.spec,
-                                    t.job_id, t.created_at, t.launched_at, t.started_at, t.ended_at,
-                                    t.message).order_by(t.id)).all()
+            return c.execute(select(*TASK_ROW).order_by(_t.id)).all()
 
     def load_outputs(self) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {}
+        if self.engine is None:
+            return {}
         with self.engine.connect() as c:
-            for tid, name, value in c.execute(select(output_var_table.c.task_id, output_var_table.c.name,
-                                                     output_var_table.c.value)):
+            for tid, name, value in c.execute(select(_o.task_id, _o.name, _o.value)):
                 out.setdefault(tid, {})[name] = value
         return out
 
@@ -90,6 +171,9 @@ class Store:
                     or self._pending_conf or self._meta or self._definitions)
 
     def flush(self) -> None:
+        if self.dry_run:
+            self._discard()
+            return
         if not self.has_pending:
             return
         if self._raw is None:
@@ -99,23 +183,21 @@ class Store:
         x = cur.executemany
         try:
             if self._meta:
-                x("INSERT OR REPLACE INTO instance_meta (name, value) VALUES (?, ?)", list(self._meta.items()))
+                x(SET_META.sql, list(self._meta.items()))
             if self._pending_conf:
-                x("INSERT INTO task_conf (id, json) VALUES (?, ?)", self._pending_conf)
+                x(INSERT_CONF.sql, self._pending_conf)
             if self._new_tasks:
-                x("INSERT INTO task (id, key, state, step, executer_type, conf_id, spec, created_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._new_tasks)
+                x(INSERT_TASK.sql, self._new_tasks)
             if self._dirty:
-                x("UPDATE task SET state=?, step=?, job_id=?, launched_at=?, started_at=?, ended_at=?, "
-                  "message=? WHERE id=?",
+                x(UPDATE_TASK_STATE.sql,
                   [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.id)
                    for n in self._dirty.values()])
             if self._definitions:
-                x("UPDATE task SET spec=?, conf_id=? WHERE id=?", self._definitions)
+                x(UPDATE_TASK_DEFINITION.sql, self._definitions)
             if self._outputs:
-                x("INSERT OR REPLACE INTO output_var (task_id, name, value) VALUES (?, ?, ?)", self._outputs)
+                x(SET_OUTPUT.sql, self._outputs)
             if self._transitions:
-                x("INSERT INTO transition (task_id, state, step, at) VALUES (?, ?, ?, ?)", self._transitions)
+                x(INSERT_TRANSITION.sql, self._transitions)
             self._raw.commit()
         except sqlite3.OperationalError as e:
             self._raw.rollback()
@@ -127,6 +209,9 @@ class Store:
             raise
         finally:
             cur.close()
+        self._discard()
+
+    def _discard(self) -> None:
         self._meta.clear()
         self._pending_conf.clear()
         self._new_tasks.clear()
@@ -136,7 +221,7 @@ class Store:
         self._definitions.clear()
 
     def update_definition(self, node, spec_json: str) -> None:
-        self._definitions.append((spec_json, node.conf_id, node.id))
+        self._definitions.append((spec_json, node.conf_id, node.executer_type, node.id))
 
     def close(self) -> None:
         if self._raw is not None:
@@ -145,7 +230,7 @@ class Store:
 
     def clear_outputs(self, node) -> None:
         with self.engine.begin() as c:
-            c.exec_driver_sql("DELETE FROM output_var WHERE task_id=?", (node.id,))
+            c.exec_driver_sql(DELETE_OUTPUTS.sql, (node.id,))
 
 
 def now() -> float:

@@ -1,0 +1,247 @@
+"""Loading an instance, re-attaching to what an earlier orchestrator left running, and turning
+what a task reports (its drypipe.log lines, its state file, what Slurm or its host says) into
+events of the state machine, each with the task's own time."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from ..conf import TaskConf
+from ..executors.local import is_launcher_alive, running_launchers
+from ..executors.slurm import ended_state
+from ..runtime.render import parse_output_vars
+from ..state import statefile
+from ..state.machine import ENDINGS
+from ..state import states as S
+from ..state.store import now
+from .graph import Node
+from .materialize import task_dir
+from .tasklog import attempt_offset, last_start, read_transitions
+
+log = logging.getLogger("drypipe.orchestrator")
+
+
+def log_size(tdir: str) -> int:
+    try:
+        return os.path.getsize(os.path.join(tdir, "drypipe.log"))
+    except OSError:
+        return 0
+
+
+def attempt_log_offset(tdir: str, launched_at: float | None) -> int:
+    """Where the current attempt's lines start in drypipe.log (its `start` line; the end of the
+    log when it has not started yet)."""
+    off = attempt_offset(tdir, launched_at)
+    return log_size(tdir) if off is None else off
+
+
+def load(orch) -> None:
+    """Read the graph from the database; repair state files; re-attach to running tasks."""
+    store, graph = orch.store, orch.graph
+    confs = {cid: TaskConf.from_dict(json.loads(js)) for cid, js in store.load_confs().items()}
+    outputs = store.load_outputs()
+    next_id = 1
+    for r in store.load_tasks():
+        n = Node(r.id, r.key, r.state, r.step, r.executer_type, confs[r.conf_id], r.conf_id, r.spec)
+        n.job_id, n.created_at, n.launched_at = r.job_id, r.created_at, r.launched_at
+        n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
+        n.outputs = outputs.get(r.id)
+        graph.add(n)
+        if n.executer_type == "slurm" or n.conf.is_remote:
+            orch.any_nonlocal = True
+        next_id = max(next_id, r.id + 1)
+    orch.next_id = next_id
+    blocked = []
+    for n in graph.nodes.values():
+        if n.state != S.COMPLETED:
+            graph.link(n)
+            if n.state == S.READY:
+                if n.pending:
+                    blocked.append(n)  # an upstream was restarted by an older release
+                else:
+                    orch.ready.append(n)
+    if orch.dry_run:
+        return
+    for n in blocked:
+        orch.fire(n, "block")
+    adopt_manual_runs(orch)
+    repair_state_files(orch)
+    active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
+    if active:
+        reattach(orch, active)
+    store.flush()
+
+
+def adopt_manual_runs(orch) -> None:
+    """Ready tasks whose launcher was run by hand (`.drypipe/<key>/task`, `drypipe task
+    --by-runner`) since the last run: their run is this attempt. Fire `launch` at the time the
+    launcher started, then what it reported (or watch it, when it still runs)."""
+    for n in list(orch.ready):
+        if n.state != S.READY:
+            continue
+        tdir = task_dir(orch.instance_dir, n.key)
+        name = statefile.read(tdir)
+        if name is None or name in (S.READY, S.WAITING):
+            continue
+        start = last_start(tdir)
+        if start is None:
+            continue
+        offset, at, pid = start
+        orch.fire(n, "launch", at=at, mirror=False)
+        n.log_offset = offset
+        log.warning("task %s: was run by hand (pid %d); its run is taken as this attempt", n.key, pid)
+        if is_launcher_alive(pid, tdir) and orch.local.attach(n.key, str(pid), tdir):
+            n.job_id = str(pid)
+            catch_up(orch, n)
+        else:
+            ingest(orch, n, None)
+
+
+def repair_state_files(orch) -> None:
+    """The DB is the truth for tasks not running: make each launched-once task dir hold
+    exactly its state file again (edited, deleted or duplicated by hand)."""
+    for n in orch.graph.nodes.values():
+        if n.state in S.ACTIVE or n.launched_at is None:
+            continue
+        tdir = task_dir(orch.instance_dir, n.key)
+        name = n.state_name
+        try:
+            found = statefile.names(tdir)
+        except FileNotFoundError:
+            continue
+        if found != [name]:
+            log.warning("task %s: state files %s repaired to state.%s (the database's)", n.key,
+                        found or "(none)", name)
+            statefile.normalize(tdir, name)
+
+
+def reattach(orch, active: list[Node]) -> None:
+    """Tasks the DB says are running (an earlier orchestrator died): watch those whose
+    launcher (or job) still runs, ingest the others (relaunched if they never started)."""
+    for n in [n for n in active if n.conf.is_remote]:  # the next poll of its host tells
+        orch.remote.watch(orch.remote.host_for(n.conf), n.key,
+                          n.job_id if n.executer_type == "slurm" else None)
+    active = [n for n in active if not n.conf.is_remote]
+    slurm = [n for n in active if n.executer_type == "slurm"]
+    missing = [n.key for n in slurm if not n.job_id]
+    recovered = orch.slurm.recover_array_jobs(missing) if missing else {}
+    for n in slurm:
+        n.log_offset = attempt_log_offset(task_dir(orch.instance_dir, n.key), n.launched_at)
+        if not n.job_id and n.key in recovered:
+            orch.set_job_id(n, recovered[n.key])  # submitted, but died before recording it
+        if n.job_id:
+            orch.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
+        else:
+            ingest(orch, n, None)
+    active = [n for n in active if n.executer_type != "slurm"]
+    launchers = running_launchers(orch.instance_dir, orch.materializer.runtime_path) if active else {}
+    for n in active:
+        # read this attempt's lines only: earlier attempts' were ingested by earlier runs
+        n.log_offset = attempt_log_offset(task_dir(orch.instance_dir, n.key), n.launched_at)
+        pid = launchers.get(n.key)
+        if pid is not None and orch.local.attach(n.key, str(pid), task_dir(orch.instance_dir, n.key)):
+            if n.job_id != str(pid):
+                n.job_id = str(pid)
+                orch.store.touch(n)
+            catch_up(orch, n)
+            continue
+        ingest(orch, n, None)
+
+
+def catch_up(orch, n: Node) -> None:
+    """Fire the step-started events a running task logged since they were last read."""
+    transitions, _, _ = read_transitions(task_dir(orch.instance_dir, n.key), n.log_offset)
+    for at, state, step in transitions:
+        if state == S.STEP_STARTED and n.state in S.ACTIVE and _forward(n, step):
+            orch.fire(n, "step-started", at=at, step=step, mirror=False)
+
+
+def poll_running(orch) -> None:
+    """Refresh step-started.N of long-running tasks (for `list-states` while they run), with the
+    times the tasks logged."""
+    for key in [*orch.local.running_keys(), *orch.slurm.jobs]:
+        catch_up(orch, orch.graph.nodes[key])
+
+
+def _forward(n: Node, step: int) -> bool:
+    return n.state == S.LAUNCHED or (n.state == S.STEP_STARTED and step > (n.step or 0))
+
+
+def ingest(orch, n: Node, returncode, slurm=None) -> None:
+    """The task's process (or job) is over: fire the events it logged, each at its own time,
+    then its ending (from its log, else its state file, else what Slurm says happened to it,
+    else `killed`: it ended without a word)."""
+    if n.state not in S.ACTIVE:
+        return  # already ingested (reported twice)
+    tdir = task_dir(orch.instance_dir, n.key)
+    transitions, n.log_offset, message = read_transitions(tdir, n.log_offset)
+    ending = None  # (at, state, step)
+    first_started = None
+    for at, state, step in transitions:
+        if state == S.STEP_STARTED:
+            first_started = at if first_started is None else first_started
+            if _forward(n, step):
+                orch.fire(n, "step-started", at=at, step=step, mirror=False)
+        elif state in S.TERMINAL:
+            ending = (at, state, step)
+    if first_started is not None and (n.started_at is None or first_started < n.started_at):
+        n.started_at = first_started  # a remote task's progress was mirrored with the poll's time
+    if ending is None:
+        ending = _ending_from_state_file(tdir)
+    if slurm is not None:
+        name = S.format(ending[1], ending[2]) if ending else None
+        state, step, slurm_message = ended_state(name, slurm, n.step)
+        if ending is None or (state, step) != (ending[1], ending[2]):
+            ending = (ending[0] if ending else now(), state, step)
+        message = slurm_message or message
+    if ending is None:
+        if n.state == S.LAUNCHED and attempt_offset(tdir, n.launched_at) is None:
+            # the launcher never ran (orchestrator died between DB write and spawn): relaunch
+            orch.fire(n, "launch-lost", message=None)
+            orch.ready.appendleft(n)
+            return
+        ending = (now(), S.KILLED, n.step or 0)
+        message = ("task process ended without reporting (killed, or the machine restarted)"
+                   if returncode is None else f"task process ended with status {returncode} without reporting")
+    at, state, step = ending
+    if state == S.COMPLETED:
+        n.outputs = _output_vars(tdir, n)
+        if n.outputs:
+            orch.store.set_outputs(n, n.outputs)
+    if state == S.KILLED and message is None:
+        message = "received a signal (cancelled)"
+    orch.fire(n, ENDINGS[state], at=at, step=step, message=message if state in S.FAILURES else None,
+              mirror=False)
+    statefile.normalize(tdir, n.state_name)  # exactly one, even if one was added by hand
+    if state == S.COMPLETED:
+        orch.on_completed(n)
+    log.info("task %s: %s%s", n.key, n.state_name, f" ({n.message})" if n.message else "")
+    orch.reporter.task_ended(orch, n)
+
+
+def _ending_from_state_file(tdir: str):
+    """(at, state, step) when the task's state file names an ending its log does not have
+    (killed between its rename and its log line): at = the rename's time."""
+    name = statefile.read(tdir)
+    try:
+        state, step = S.parse(name) if name else (None, None)
+    except ValueError:
+        return None
+    if state not in S.TERMINAL:
+        return None
+    try:
+        at = os.stat(os.path.join(tdir, statefile.PREFIX + name)).st_ctime
+    except OSError:
+        at = now()
+    return at, state, step
+
+
+def _output_vars(tdir: str, n: Node) -> dict:
+    if not any(o["kind"] == "var" for o in n.spec["outputs"].values()):
+        return {}
+    try:
+        with open(os.path.join(tdir, "output-vars"), "rb") as f:
+            return parse_output_vars(f.read())
+    except FileNotFoundError:
+        return {}
