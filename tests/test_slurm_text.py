@@ -89,3 +89,37 @@ def test_array_script_maps_index_to_task(tmp_path):
     res = subprocess.run(["bash", str(script)], cwd=tmp_path, env={"SLURM_ARRAY_TASK_ID": "7", "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True)
     assert res.returncode == 2 and "no task for array index 7" in res.stderr
+
+
+def test_squeue_comments_map_array_dirs_to_their_job():
+    from drypipe.executors import slurm_text as st
+    recorded = "41_0|7\n41_1|7\n42_0|8\n43|\n"
+    assert st.parse_squeue_comments(recorded) == {"7": "41", "8": "42", "": "43"}
+    assert st.squeue_comment_argv("drypipe-x")[-2:] == ["-o", "%i|%k"]
+
+
+def test_pending_job_ids_say_where_the_job_will_be_found():
+    from drypipe.executors.slurm import parse_pending_job_id, pending_job_id
+    assert parse_pending_job_id(pending_job_id(".drypipe/_arrays/12", 3)) == (".drypipe/_arrays/12", 3)
+    assert parse_pending_job_id("41_3") is None and parse_pending_job_id(None) is None
+
+
+def test_recover_jobs_reads_the_job_id_file_else_squeue_by_comment(tmp_path):
+    from drypipe.executors.slurm import SlurmExecutor
+    (tmp_path / ".drypipe" / "_arrays" / "1").mkdir(parents=True)
+    (tmp_path / ".drypipe" / "_arrays" / "1" / "job-id").write_text("40\n41\n")
+    (tmp_path / ".drypipe" / "_arrays" / "2").mkdir(parents=True)
+    calls = []
+
+    class Done:
+        returncode, stdout, stderr = 0, "77_0|2\n77_1|2\n", ""
+
+    def runner(argv, cwd=None, timeout=300):
+        calls.append(argv)
+        return Done()
+
+    ex = SlurmExecutor(str(tmp_path), runner=runner)
+    found = ex.recover_jobs({"a": (".drypipe/_arrays/1", 2), "b": (".drypipe/_arrays/2", 1),
+                             "c": (".drypipe/_arrays/3", 0)})
+    assert found == {"a": "41_2", "b": "77_1"}  # c: submitted nowhere
+    assert len(calls) == 1  # one squeue for every array without a job-id file

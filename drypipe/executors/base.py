@@ -1,9 +1,19 @@
-"""The executor contract: executors start task launchers and report when they end.
+"""The executor contract, one for local processes, Slurm, and remote hosts (processes or Slurm
+on a login node): submit a batch of task launchers, poll for what happened to them, cancel
+them, and, after a crash, watch again what an earlier orchestrator submitted.
 
-Executors never change task state: the orchestrator ingests the task's state file when an
-executor reports that the task's process (or job) is over."""
+Executors never change task state: they report events (a task's process or job is over; a
+task was seen at a new step), and the orchestrator feeds them to the state machine, reading
+the task's own log for what it reported itself.
+
+The shape of a batch is the backend's own (a local batch is launcher scripts, a Slurm batch is
+a job array's dir, a remote batch is a host's tasks and their uploads): the scheduler has one
+submission path per backend (scheduler/orchestrator.launch_round for local processes,
+scheduler/slurm_tasks and scheduler/arrays for Slurm, scheduler/remote_tasks for remote hosts),
+used by `run`, `restart`, `task`, `sbatch` and the `array-*` commands alike."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 
@@ -14,28 +24,35 @@ class Ended:
     returncode: int | None
 
 
-class Executor:
+class Executor(ABC):
     name = "base"
 
-    def capacity(self) -> int:
-        """How many more tasks can be launched now."""
-        raise NotImplementedError
-
-    def launch(self, key: str, task_script: str, start_step: int) -> str:
-        """Start the task's launcher; return its job id."""
-        raise NotImplementedError
-
-    def attach(self, key: str, job_id: str, task_script: str) -> bool:
-        """Watch a task launched by an earlier orchestrator; False if it is no longer running."""
-        raise NotImplementedError
-
-    def wait(self, timeout: float | None) -> list[Ended]:
-        """Block up to timeout seconds for tasks to end; return those that ended."""
-        raise NotImplementedError
-
     @property
+    @abstractmethod
     def running(self) -> int:
-        raise NotImplementedError
+        """How many submitted tasks are not known to be over."""
 
-    def shutdown(self, kill: bool) -> None:
-        pass
+    def capacity(self) -> int:
+        """How many more tasks can be submitted now (queues: unbounded)."""
+        return 1 << 30
+
+    def next_poll_in(self) -> float:
+        """Seconds until poll() has something new to say (0: now)."""
+        return 0.0
+
+    @abstractmethod
+    def poll(self, timeout: float = 0.0) -> list[Ended]:
+        """The tasks that ended, waiting up to timeout seconds for one where the backend can
+        (local processes); a polled backend answers at once, when its poll is due."""
+
+    @abstractmethod
+    def cancel(self, keys) -> None:
+        """Stop these tasks (SIGTERM to a launcher's process group, scancel of a job)."""
+
+    @abstractmethod
+    def watch(self, key: str, job_id: str, *where) -> bool:
+        """Recover after a crash: watch a task submitted by an earlier orchestrator; False when
+        it is known to be over already."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a spawner, connections); tasks keep running."""

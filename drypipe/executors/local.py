@@ -158,6 +158,21 @@ class LocalExecutor(Executor):
     def launch(self, key: str, task_script: str, start_step: int) -> str:
         return self.launch_many([(key, task_script, start_step)])[0]
 
+    # the Executor contract: submit = launch_many; poll = wait; watch = attach; close = shutdown
+    def poll(self, timeout: float = 0.0) -> list[Ended]:
+        return self.wait(timeout)
+
+    def watch(self, key: str, job_id: str, *where) -> bool:
+        return self.attach(key, job_id, *where)
+
+    def cancel(self, keys) -> None:
+        keys = set(keys)
+        for key, pid in [kp for kp in self._keys_and_pids() if kp[0] in keys]:
+            _terminate(pid)
+
+    def close(self) -> None:
+        self.shutdown(kill=False)
+
     def attach(self, key: str, job_id: str, task_dir: str) -> bool:
         pid = int(job_id)
         if self.watcher == "poll":
@@ -251,14 +266,11 @@ class LocalExecutor(Executor):
                 time.sleep(step)
 
     def kill_all(self) -> None:
-        for key, pid in list(self._procs.values()) + list(self._polled.values()):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        for _, pid in self._keys_and_pids():
+            _terminate(pid)
+
+    def _keys_and_pids(self) -> list[tuple[str, int]]:
+        return list(self._procs.values()) + list(self._polled.values())
 
     def shutdown(self, kill: bool) -> None:
         if kill:
@@ -266,6 +278,17 @@ class LocalExecutor(Executor):
         if self._spawner is not None:
             self._spawner.close()
             self._spawner = None
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM to a launcher's process group (its steps and what they started)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def _proc_table(runtime: str) -> list[tuple[int, int, int, str | None]]:

@@ -17,7 +17,7 @@ from ..errors import DryPipeError
 from ..state import statefile
 from ..state import states as S
 from . import slurm_text as st
-from .base import Ended
+from .base import Ended, Executor
 
 log = logging.getLogger("drypipe.slurm")
 DEFAULT_SLEEP_SCHEDULE = (0.0, 1.0, 3.0, 5.0, 10.0, 15.0, 20.0)
@@ -43,7 +43,9 @@ class SlurmEnded(Ended):
     reason: str | None = None
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
+    """Slurm on this host. Submit = sbatch_array (one array per TaskConf and chunk, planned by
+    scheduler/slurm_tasks or scheduler/arrays); poll; cancel = scancel; watch = recover."""
     name = "slurm"
 
     def __init__(self, instance_dir: str, sleep_schedule=DEFAULT_SLEEP_SCHEDULE, runner=run_command):
@@ -72,11 +74,6 @@ class SlurmExecutor:
             self._max_array = st.max_array_size(st.parse_scontrol_config(res.stdout)) if res.returncode == 0 \
                 else 1001
         return self._max_array
-
-    def submit_array(self, conf, items: list[tuple[str, int]], array_dir: str) -> list[str]:
-        """Submit items (task key, start step) as one array; returns the job id of each item."""
-        write_array_dir(self.instance_dir, array_dir, items)
-        return self.sbatch_array(conf, array_dir, [(i, k) for i, (k, _) in enumerate(items)])
 
     def sbatch_array(self, conf, array_dir: str, elements: list[tuple[int, str]],
                      limit: int | None = None) -> list[str]:
@@ -114,49 +111,34 @@ class SlurmExecutor:
         except ValueError as e:
             raise DryPipeError(f"sbatch: {e}; stderr: {res.stderr.strip()}") from e
 
-    def recover_array_jobs(self, keys) -> dict[str, str]:
-        """Job ids of tasks whose array was submitted by an orchestrator that died before it
-        recorded them: from the last array dir listing each task, by its job-id file, else by
-        the array's --comment (its dir name) in squeue."""
-        base = os.path.join(self.instance_dir, ".drypipe", "_arrays")
-        keys = set(keys)
-        last: dict[str, tuple[str, int]] = {}
-        try:
-            dirs = sorted((d for d in os.listdir(base) if d.isdigit()), key=int)
-        except FileNotFoundError:
-            return {}
-        for d in dirs:
-            try:
-                items = read_array_keys(os.path.join(base, d))
-            except FileNotFoundError:
-                continue
-            for i, (k, _) in enumerate(items):
-                if k in keys:
-                    last[k] = (d, i)
+    def recover_jobs(self, pending: dict[str, tuple[str, int]]) -> dict[str, str]:
+        """Job ids of tasks whose array was (maybe) submitted by an orchestrator that died before
+        it recorded them. pending: key -> (array dir relative to the instance, index), as the
+        task's `submitting:` job id says. From the array dir's job-id file, else from squeue by
+        the array's --comment (its dir name); a task whose job is found nowhere is absent."""
         jobs: dict[str, str | None] = {}
         by_comment = None
         found = {}
-        for k, (d, i) in last.items():
-            if d not in jobs:
+        for key, (rel, i) in pending.items():
+            if rel not in jobs:
                 try:
-                    with open(os.path.join(base, d, "job-id")) as f:
-                        jobs[d] = (f.read().split() or [None])[-1]
+                    with open(os.path.join(self.instance_dir, rel, "job-id")) as f:
+                        jobs[rel] = (f.read().split() or [None])[-1]
                 except FileNotFoundError:
                     if by_comment is None:
-                        res = self.run(["squeue", "-h", "-r", "-t", "all", f"--name={self.job_name}", "-o", "%i|%k"])
-                        by_comment = {}
-                        for line in (res.stdout.splitlines() if res.returncode == 0 else []):
-                            jid, _, comment = line.strip().partition("|")
-                            by_comment.setdefault(comment, jid.split("_")[0])
-                    jobs[d] = by_comment.get(d)
-            if jobs[d]:
-                found[k] = f"{jobs[d]}_{i}"
+                        res = self.run(st.squeue_comment_argv(self.job_name))
+                        by_comment = st.parse_squeue_comments(res.stdout) if res.returncode == 0 else {}
+                    jobs[rel] = by_comment.get(os.path.basename(rel))
+            if jobs[rel]:
+                found[key] = f"{jobs[rel]}_{i}"
         return found
 
-    def watch(self, key: str, job_id: str) -> None:
+    def watch(self, key: str, job_id: str, *where) -> bool:
         self.jobs[key] = job_id
+        return True
 
-    def cancel(self, job_ids: list[str]) -> None:
+    def cancel(self, keys) -> None:
+        job_ids = [self.jobs[k] for k in keys if k in self.jobs]
         if job_ids:
             self.run(["scancel", *job_ids])
 
@@ -164,7 +146,7 @@ class SlurmExecutor:
     def next_poll_in(self) -> float:
         return max(0.0, self._next_poll - time.monotonic())
 
-    def poll(self, force: bool = False) -> list[SlurmEnded]:
+    def poll(self, timeout: float = 0.0, force: bool = False) -> list[SlurmEnded]:
         """When due: the tasks whose job is over. Their state files say so for tasks that
         completed or failed (no controller call); one squeue for the whole instance, at most
         every SQUEUE_EVERY seconds, settles the others (cancelled, time limit, vanished)."""
@@ -214,6 +196,22 @@ def array_sbatch_argv(instance_dir: str, array_dir: str, conf, indices: list[int
     return st.sbatch_argv(f"{rel}/array.sh", job_name=job_name(instance_dir), output=f"{rel}/slurm-%a.out",
                           account=conf.slurm_account, options=conf.sbatch_options,
                           array=st.array_spec(0, limit, indices), comment=os.path.basename(rel))
+
+
+PENDING = "submitting:"
+
+
+def pending_job_id(array_rel: str, index: int) -> str:
+    """The job id a task carries between its launch and sbatch's answer: where to find its job."""
+    return f"{PENDING}{array_rel}:{index}"
+
+
+def parse_pending_job_id(job_id: str | None) -> tuple[str, int] | None:
+    """(array dir relative to the instance, index) of a pending job id; None for a real one."""
+    if not job_id or not job_id.startswith(PENDING):
+        return None
+    rel, _, index = job_id[len(PENDING):].rpartition(":")
+    return rel, int(index)
 
 
 def write_array_dir(instance_dir: str, array_dir: str, items: list[tuple[str, int]]) -> None:

@@ -95,6 +95,21 @@ def squeue_argv(job_name: str) -> list[str]:
     return ["squeue", "-h", "-r", "-t", "all", f"--name={job_name}", "-o", SQUEUE_FORMAT]
 
 
+def squeue_comment_argv(job_name: str) -> list[str]:
+    """squeue of an instance's jobs with their --comment (the array dir's name)."""
+    return ["squeue", "-h", "-r", "-t", "all", f"--name={job_name}", "-o", "%i|%k"]
+
+
+def parse_squeue_comments(stdout: str) -> dict[str, str]:
+    """'12_3|7' lines -> {'7': '12'}: array dir name -> array job id (the first seen)."""
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        jid, sep, comment = line.strip().partition("|")
+        if sep and jid:
+            out.setdefault(comment, jid.split("_")[0])
+    return out
+
+
 def parse_squeue(stdout: str) -> dict[str, tuple[str, str]]:
     """'8_2|PENDING|None' lines -> {'8_2': ('PENDING', 'None')}."""
     out = {}

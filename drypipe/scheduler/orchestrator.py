@@ -320,7 +320,7 @@ class Orchestrator:
         if self.deferred:
             timeout = min(timeout, max(0.0, min(w for w, _ in self.deferred) - time.monotonic()))
         if self.local.running:
-            ended = self.local.wait(timeout)
+            ended = self.local.poll(timeout)
         else:
             time.sleep(timeout)  # only Slurm jobs run: wait for the next poll
             ended = []
@@ -364,9 +364,10 @@ class Orchestrator:
             if self._mark_launched_or_fail(n, n.executer_type == "slurm", t):
                 # a remote process, or Slurm on a remote login node; or Slurm here
                 (remote_batch if n.conf.is_remote else slurm_batch).append(n)
+        planned = slurm_tasks.plan(self, slurm_batch) if slurm_batch else []
         self.store.flush()  # the DB says `launched` before the process (or job) exists
-        if slurm_batch:
-            slurm_tasks.submit(self, slurm_batch)
+        if planned:
+            slurm_tasks.submit(self, planned)
         if remote_batch:
             remote_tasks.launch(self, remote_batch)
             self.store.flush()
@@ -421,7 +422,7 @@ class Orchestrator:
 
     def close(self) -> None:
         """Release the instance (its lock and DB connections)."""
-        self.local.shutdown(kill=False)
+        self.local.close()
         self.remote.close()
         self.store.close()
         if self.engine is not None:

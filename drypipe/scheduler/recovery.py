@@ -9,7 +9,7 @@ import os
 
 from ..conf import TaskConf
 from ..executors.local import is_launcher_alive, running_launchers
-from ..executors.slurm import ended_state
+from ..executors.slurm import ended_state, parse_pending_job_id
 from ..runtime.render import parse_output_vars
 from ..state import statefile
 from ..state.machine import ENDINGS
@@ -124,12 +124,15 @@ def reattach(orch, active: list[Node]) -> None:
                           n.job_id if n.executer_type == "slurm" else None)
     active = [n for n in active if not n.conf.is_remote]
     slurm = [n for n in active if n.executer_type == "slurm"]
-    missing = [n.key for n in slurm if not n.job_id]
-    recovered = orch.slurm.recover_array_jobs(missing) if missing else {}
+    pending = {n.key: p for n in slurm if (p := parse_pending_job_id(n.job_id)) is not None}
+    recovered = orch.slurm.recover_jobs(pending) if pending else {}
     for n in slurm:
         n.log_offset = attempt_log_offset(task_dir(orch.instance_dir, n.key), n.launched_at)
-        if not n.job_id and n.key in recovered:
-            orch.set_job_id(n, recovered[n.key])  # submitted, but died before recording it
+        if n.key in pending:
+            if n.key in recovered:
+                orch.set_job_id(n, recovered[n.key])  # submitted, but died before recording it
+            else:
+                n.job_id = None  # sbatch never ran (or its job is long gone): the log tells
         if n.job_id:
             orch.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
         else:

@@ -1,29 +1,51 @@
 """The orchestrator's side of Slurm tasks on this host: one job array per TaskConf and
-MaxArraySize chunk, each described by an array dir .drypipe/_arrays/<n>/."""
+MaxArraySize chunk, each described by an array dir .drypipe/_arrays/<n>/.
+
+Submission is two-phase, so that a crash at any instant neither loses a job nor submits one
+twice: `plan` writes the array dirs and records in each task's job id where its job will be
+found (`submitting:<array dir>:<index>`), committed with the `launch` event; `submit` then
+runs sbatch and records the real job ids. After a crash in between, recovery reads the array
+dir's job-id file (or squeue by the array's comment) to find the job, or relaunches."""
 from __future__ import annotations
 
 import os
 
 from ..errors import DryPipeError
+from ..executors.slurm import pending_job_id, write_array_dir
 
 
-def submit(orch, nodes) -> None:
-    """One sbatch per TaskConf and MaxArraySize chunk."""
+def plan(orch, nodes) -> list[tuple[object, str, list]]:
+    """Group launched Slurm tasks into arrays (per TaskConf and MaxArraySize chunk): write each
+    array dir and mark each task's job id as pending. Returns (conf, array dir, nodes) groups."""
     groups: dict[int, list] = {}
     for n in nodes:
         groups.setdefault(n.conf_id, []).append(n)
     size = orch.slurm.max_array_size()
+    out = []
     for group in groups.values():
         for chunk in (group[i:i + size] for i in range(0, len(group), size)):
-            try:
-                ids = orch.slurm.submit_array(chunk[0].conf, [(n.key, n.start_step) for n in chunk],
-                                              new_array_dir(orch))
-            except DryPipeError as e:
-                for n in chunk:
-                    orch.fail_unlaunched(n, str(e))
-                continue
-            for n, jid in zip(chunk, ids):
-                orch.set_job_id(n, jid)
+            array_dir = new_array_dir(orch)
+            write_array_dir(orch.instance_dir, array_dir, [(n.key, n.start_step) for n in chunk])
+            rel = os.path.relpath(array_dir, orch.instance_dir)
+            for i, n in enumerate(chunk):
+                n.job_id = pending_job_id(rel, i)
+                orch.store.touch(n)
+            out.append((chunk[0].conf, array_dir, chunk))
+    return out
+
+
+def submit(orch, planned) -> None:
+    """sbatch each planned array; a refusal fails its tasks with sbatch's message."""
+    for conf, array_dir, chunk in planned:
+        try:
+            ids = orch.slurm.sbatch_array(conf, array_dir, [(i, n.key) for i, n in enumerate(chunk)])
+        except DryPipeError as e:
+            for n in chunk:
+                n.job_id = None  # no job: refused
+                orch.fail_unlaunched(n, str(e))
+            continue
+        for n, jid in zip(chunk, ids):
+            orch.set_job_id(n, jid)
     orch.store.flush()
 
 
