@@ -6,8 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.drypipe-installed
 DEMO_DIR ?= demo-instance
 BENCH_ARGS ?=
+TORTURE_KILLS ?= 100
+TORTURE_CRASH_N ?= $(shell echo $$((10 * $(TORTURE_KILLS))))
+MODEL_EXAMPLES ?= 500
+TORTURE_REPORT := $(CURDIR)/torture-report.jsonl
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench torture lint clean
 
 install: $(STAMP)
 
@@ -34,6 +38,18 @@ test-fast: install
 ## scripts/services-down.sh stops it). Arguments: make bench BENCH_ARGS="--quick --only slurm"
 bench: install
 	scripts/run-bench.sh $(BIN) $(BENCH_ARGS)
+
+## torture: the crash-safety tests run long, with figures: TORTURE_KILLS orchestrator kills of a
+## pipeline of 2*TORTURE_CRASH_N+2 tasks (10 per kill by default), then MODEL_EXAMPLES examples
+## of the model-based test; figures in torture-report.jsonl and a summary at the end.
+## make torture TORTURE_KILLS=100 MODEL_EXAMPLES=20
+torture: install
+	rm -f $(TORTURE_REPORT)
+	@rc=0; export DRYPIPE_TORTURE_REPORT=$(TORTURE_REPORT); \
+	time DRYPIPE_TORTURE_KILLS=$(TORTURE_KILLS) CRASH_N=$(TORTURE_CRASH_N) \
+		$(BIN)/python -m pytest -q -s tests/test_crash_safety.py || rc=1; \
+	time DRYPIPE_MODEL_EXAMPLES=$(MODEL_EXAMPLES) $(BIN)/python -m pytest -q -s tests/test_model.py || rc=1; \
+	$(BIN)/python scripts/torture-summary.py $(TORTURE_REPORT); exit $$rc
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info drypipe/runtime/bash_builtins.so .pytest_cache

@@ -163,7 +163,7 @@ class DryPipeModel(RuleBasedStateMachine):
 
     @rule()
     def read(self):
-        if self.inst.exists():
+        if (self.inst / ".drypipe" / "drypipe.db").exists():
             res = cli(self.inst, "list-states")
             assert res.returncode == 0, res
 
@@ -242,7 +242,13 @@ TestDryPipeModel = DryPipeModel.TestCase
 
 
 @pytest.fixture(scope="module", autouse=True)
-def report_totals():
+def report_totals(request):
+    t0, failed = time.monotonic(), request.session.testsfailed
     yield
     print(f"\nmodel-based test: {TOTALS['examples']} examples, {TOTALS['kills']} orchestrator kills, "
           f"{TOTALS['twice']} runs twice, {TOTALS['lost']} tasks lost")
+    if os.environ.get("DRYPIPE_TORTURE_REPORT"):  # one JSON line for `make torture`
+        import json
+        with open(os.environ["DRYPIPE_TORTURE_REPORT"], "a") as out:
+            out.write(json.dumps({"test": "model", **TOTALS, "seconds": round(time.monotonic() - t0, 1),
+                                  "failed": request.session.testsfailed > failed}) + "\n")
