@@ -78,6 +78,7 @@ class Orchestrator:
         self.ready: collections.deque[Node] = collections.deque()
         self.blocked_waits: list = []
         self.generator_error: str | None = None
+        self.redefined: set[str] = set()  # keys whose definition the generator changed
         self._glob_waits: list[list] = []
         self._regenerate = pipeline is not None
         self.any_nonlocal = False  # any Slurm or remote task in the graph?
@@ -194,6 +195,7 @@ class Orchestrator:
             if n.executer_type == "slurm" or n.conf.is_remote:
                 self.any_nonlocal = True
         self.store.update_definition(n, dumps(spec))
+        self.redefined.add(n.key)
         log.warning("task %s: definition changed in the generator; the new one will run", n.key)
 
     def _index_glob_waits(self) -> None:
@@ -233,7 +235,9 @@ class Orchestrator:
         self.store.flush()
         if not self.dry_run:
             for n in self.ready:
-                if n.launched_at is None and n.state == S.READY and not (until and fnmatch.fnmatchcase(n.key, until)):
+                if n.launched_at is None and n.state == S.READY and not (until and fnmatch.fnmatchcase(n.key, until)) \
+                        and (n.key in self.redefined or not os.path.exists(os.path.join(
+                            task_dir(self.instance_dir, n.key), "task"))):
                     self.materializer.materialize(n, S.READY, slurm=n.executer_type == "slurm")
         return self.graph.counts()
 
