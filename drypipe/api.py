@@ -5,20 +5,22 @@
     for t in inst.tasks(state="failed"):
         print(t.key, t.state, t.out_log)
 
-Reads go through SQLite in WAL mode: they never block or slow a running orchestrator."""
+Reads go through SQLite in WAL mode: they never block or slow a running orchestrator.
+
+The functions below Instance need no database when the task dir has what they read (a copy of an
+instance on a remote host, a Slurm job's node); importing this module does not import SQLAlchemy."""
 from __future__ import annotations
 
 import fnmatch
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from .dsl.values import parse_typed
-from .state import db
+from .conf import TaskConf
+from .errors import DryPipeError
 from .state import states as S
-from .state.models import output_var_table, task_table
 
 
 @dataclass
@@ -67,11 +69,13 @@ class Instance:
     """A pipeline instance directory, opened for reading (and scripted restarts)."""
 
     def __init__(self, instance_dir: str):
+        from .state import db
         self.instance_dir = os.path.abspath(instance_dir)
         self.engine = db.open_db(self.instance_dir, create=False, upgrade=False, readonly=True)
 
     def tasks(self, state: str | None = None, key: str | None = None) -> list[TaskInfo]:
         """Tasks in creation order; state is a state name ('failed', 'completed', ...) and key a glob."""
+        from .state.models import task_table
         q = self._select()
         if state is not None:
             q = q.where(task_table.c.state == state)
@@ -79,6 +83,8 @@ class Instance:
 
     @staticmethod
     def _select():
+        from sqlalchemy import select
+        from .state.models import task_table
         t = task_table.c
         return select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
                       t.ended_at, t.message, t.spec).order_by(t.id)
@@ -91,14 +97,29 @@ class Instance:
 
     def task(self, key: str) -> TaskInfo:
         """The task with exactly this key."""
+        from .state.models import task_table
         found = self._infos(self._select().where(task_table.c.key == key))
         if not found:
-            from .errors import DryPipeError
             raise DryPipeError(f"no task {key!r} in {self.instance_dir}")
         return found[0]
 
+    def task_conf(self, key: str) -> TaskConf:
+        """The TaskConf a task runs with, as recorded in the database."""
+        from sqlalchemy import select
+        from .state.models import task_conf_table, task_table
+        with self.engine.connect() as c:
+            conf_json = c.execute(select(task_conf_table.c.json)
+                                  .join(task_table, task_table.c.conf_id == task_conf_table.c.id)
+                                  .where(task_table.c.key == key)).scalar_one_or_none()
+        if conf_json is None:
+            self.task(key)  # the error of an unknown key
+        return TaskConf.from_dict(json.loads(conf_json))
+
     def outputs(self, key: str) -> dict:
         """Typed output variables, and output file paths, of a task."""
+        from sqlalchemy import select
+        from .dsl.values import parse_typed
+        from .state.models import output_var_table
         info = self.task(key)
         spec = info.spec
         with self.engine.connect() as c:
@@ -115,7 +136,8 @@ class Instance:
 
     def transitions(self, key: str | None = None) -> dict[str, list[tuple[str, int | None, float]]]:
         """Task key -> its (state, step, at) transitions in order."""
-        from .state.models import transition_table as tr
+        from sqlalchemy import select
+        from .state.models import task_table, transition_table as tr
         t = task_table.c
         q = select(t.key, tr.c.state, tr.c.step, tr.c.at).join(tr, tr.c.task_id == t.id).order_by(tr.c.id)
         if key is not None:
@@ -156,3 +178,138 @@ class Instance:
         for t in self.tasks():
             counts[t.state] = counts.get(t.state, 0) + 1
         return counts
+
+
+    # -- Slurm tasks and array parents ------------------------------------------------------
+    def slurm_task(self, key: str) -> TaskInfo:
+        """The task with exactly this key, which must run on Slurm."""
+        t = self.task(key)
+        if t.executer_type != "slurm":
+            raise DryPipeError(f"task {key!r} is not a Slurm task (executer_type={t.executer_type!r})")
+        return t
+
+    def sbatch_command(self, key: str) -> str:
+        """The shell command (`cd <instance dir> && sbatch ...`) that submits a Slurm task by hand.
+        A task never launched has its task dir (launcher, sbatch-launcher.sh) written first, which
+        needs it ready (its upstream tasks completed) and no orchestrator running on the instance."""
+        from .executors.slurm import SlurmExecutor
+        from .executors.slurm_text import shell_command
+        t = self.slurm_task(key)
+        conf = self.task_conf(key)
+        if not os.path.exists(os.path.join(t.task_dir, "sbatch-launcher.sh")):
+            from .scheduler.orchestrator import Orchestrator
+            with Orchestrator(self.instance_dir) as orch:
+                n = orch.graph.nodes[key]
+                if n.state != S.READY:
+                    raise DryPipeError(f"task {key!r} is {n.state_name}: it cannot be submitted before "
+                                       "its upstream tasks completed")
+                orch.materializer.materialize(n, S.READY, slurm=True)
+        argv = SlurmExecutor(self.instance_dir).sbatch_argv_for_task(conf, key)
+        return f"cd {shell_command([self.instance_dir])} && {shell_command(argv)}"
+
+    def is_array_parent(self, name: str) -> bool:
+        """Is `name` an array parent (drypipe array-create-parent) of this instance?"""
+        from .scheduler import arrays
+        return arrays.is_parent(self.instance_dir, name)
+
+    def array_children(self, parent: str) -> list[str]:
+        """The keys of an array parent's children, in array index order."""
+        from .scheduler import arrays
+        return [k for _, k, _ in arrays.read_children(self.instance_dir, parent)]
+
+    def array_rsync_list(self, parent: str) -> list[str]:
+        """The task and output dirs of an array parent's children, relative to the instance dir,
+        for `rsync -r --files-from`."""
+        from .scheduler import arrays
+        return arrays.rsync_list(self.instance_dir, parent)
+
+    # -- debugging a task -------------------------------------------------------------------
+    def task_env(self, key: str) -> dict[str, str]:
+        """The environment a task's steps run in: its task-env.sh (written when it is launched),
+        sourced by bash."""
+        info = self.task(key)
+        env_file = os.path.join(info.task_dir, "task-env.sh")
+        if not os.path.exists(env_file):
+            raise DryPipeError(f"task {key!r} has not been launched yet: no environment")
+        out = subprocess.run(["bash", "-c", '__pipeline_instance_dir="$1"; . "$2"; env -0',
+                              "_", self.instance_dir, env_file], capture_output=True, check=True).stdout
+        return dict(item.split("=", 1) for item in out.decode("utf-8", "surrogateescape").split("\0")
+                    if "=" in item)
+
+    def call(self, key: str, module_function: str):
+        """Call the python function MODULE:FUNCTION with a task's arguments bound (its inputs,
+        outputs and DryPipe variables, from task_env); return what it returns. For debugging a
+        python call outside the pipeline: the current dir and the pipeline's code dir are put on
+        sys.path and the task's environment into os.environ, in this process."""
+        import importlib
+        from .runtime.pycall import StepError, bind_arguments
+        mod_name, sep, fn_name = module_function.partition(":")
+        if not sep:
+            raise DryPipeError(f"{module_function!r}: expected MODULE:FUNCTION")
+        info = self.task(key)
+        env = self.task_env(key)
+        code_dir = env.get("__pipeline_code_dir")
+        for p in (os.getcwd(), code_dir):
+            if p and p not in sys.path:
+                sys.path.insert(0, p)
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as e:
+            raise DryPipeError(f"call {module_function!r}: module {mod_name!r} not found ({e})") from e
+        f = getattr(module, fn_name, None)
+        if not callable(f):
+            raise DryPipeError(f"call {module_function!r}: module {mod_name!r} has no function {fn_name!r}")
+        os.environ.update(env)
+        try:
+            kwargs = bind_arguments(f, info.spec, env)
+        except StepError as e:
+            raise DryPipeError(f"task {key!r}: {e}") from e
+        return f(**kwargs)
+
+
+# -- what needs no database when the task dir has it ----------------------------------------
+def task_state_name(instance_dir: str, key: str) -> str:
+    """A task's state as its task dir's state file names it (what polling a task reads), else,
+    when it has none (never launched), as the database says."""
+    from .state import statefile
+    name = statefile.read(os.path.join(instance_dir, ".drypipe", key))
+    if name is None:
+        name = Instance(instance_dir).task(key).state_name
+    return name
+
+
+def task_env_text(instance_dir: str, key: str) -> str:
+    """The text of a task's task-env.sh (written when it is launched)."""
+    path = os.path.join(instance_dir, ".drypipe", key, "task-env.sh")
+    if not os.path.exists(path):
+        Instance(instance_dir).task(key)  # a clear error for an unknown key
+        raise DryPipeError(f"task {key!r} has not been launched yet: its environment "
+                           "is written when it is launched")
+    with open(path) as f:
+        return f.read()
+
+
+def task_launcher(instance_dir: str, key: str, uploaded: bool = False) -> str:
+    """The path of a task's `task` launcher, which runs it with no database access (as a Slurm
+    job or a remote host does): written by `drypipe prepare` or, with uploaded, uploaded to this
+    copy of the instance on a remote host."""
+    script = os.path.join(instance_dir, ".drypipe", key, "task")
+    if uploaded:
+        if not os.path.exists(script):
+            raise DryPipeError(f"task {key!r} was not uploaded to {instance_dir}")
+        return script
+    from .dsl.task import check_key
+    check_key(key)
+    if not os.path.exists(script):
+        raise DryPipeError(f"task {key!r} has no launcher in {instance_dir} (run `drypipe prepare` first)")
+    return script
+
+
+def upgrade_instance(instance_dir: str) -> tuple[str | None, str | None]:
+    """Apply the database migrations of this DryPipe version to an existing instance; return its
+    schema revision before and after."""
+    from .state import db
+    path = db.db_path(instance_dir)
+    before = db.current_revision(path) if os.path.exists(path) else None
+    db.open_db(instance_dir, create=False, upgrade=True).dispose()
+    return before, db.current_revision(path)

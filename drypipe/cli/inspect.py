@@ -3,7 +3,6 @@
 They only read the DB (WAL: never blocking a running orchestrator) and the task dirs."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -32,15 +31,12 @@ def list_states(pipeline_instance_dir, key_glob, state, gen_rsync_list):
       drypipe list-states -pid ./run1 --task-key 'task-for-chunk.*'
     """
     from ..reports import render_states
-    from ..scheduler.arrays import is_parent
     inst = _instance(pipeline_instance_dir)
-    if key_glob and is_parent(inst.instance_dir, key_glob):
-        from ..executors.slurm import read_array_keys
+    if key_glob and inst.is_array_parent(key_glob):
         if gen_rsync_list:
-            from .slurm import parent_rsync_list
-            click.echo("\n".join(parent_rsync_list(inst.instance_dir, key_glob)))
+            click.echo("\n".join(inst.array_rsync_list(key_glob)))
             return
-        keys = {k for k, _ in read_array_keys(os.path.join(inst.instance_dir, ".drypipe", key_glob))}
+        keys = set(inst.array_children(key_glob))
         tasks = [t for t in inst.tasks(state=state) if t.key in keys]
     elif gen_rsync_list:
         raise click.UsageError("--gen-rsync-list needs the --task-key of an array parent")
@@ -124,12 +120,8 @@ def _status_text(inst) -> str:
 @task_key_option
 def poll_task(pipeline_instance_dir, task_key):
     """Print the state of a task, as its state file says (used to poll remote tasks)."""
-    from ..state import statefile
-    tdir = os.path.join(pipeline_instance_dir, ".drypipe", task_key)
-    name = statefile.read(tdir)
-    if name is None:
-        name = _instance(pipeline_instance_dir).task(task_key).state_name
-    click.echo(name)
+    from ..api import task_state_name
+    click.echo(task_state_name(pipeline_instance_dir, task_key))
 
 
 @click.command("dump-env")
@@ -137,11 +129,5 @@ def poll_task(pipeline_instance_dir, task_key):
 @task_key_option
 def dump_env(pipeline_instance_dir, task_key):
     """Print the environment of a task (its task-env.sh), for debugging."""
-    path = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task-env.sh")
-    if not os.path.exists(path):
-        from ..errors import DryPipeError
-        _instance(pipeline_instance_dir).task(task_key)  # a clear error for an unknown key
-        raise DryPipeError(f"task {task_key!r} has not been launched yet: its environment "
-                           "is written when it is launched")
-    with open(path) as f:
-        click.echo(f.read(), nl=False)
+    from ..api import task_env_text
+    click.echo(task_env_text(pipeline_instance_dir, task_key), nl=False)

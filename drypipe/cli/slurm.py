@@ -1,21 +1,9 @@
 """Slurm commands: sbatch-gen, sbatch, and the array commands."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from .options import instance_dir_option, task_key_option
-
-
-def _slurm_task(instance_dir, key):
-    from ..api import Instance
-    from ..errors import DryPipeError
-    inst = Instance(instance_dir)
-    t = inst.task(key)
-    if t.executer_type != "slurm":
-        raise DryPipeError(f"task {key!r} is not a Slurm task (executer_type={t.executer_type!r})")
-    return inst, t
 
 
 @click.command("sbatch-gen")
@@ -23,33 +11,8 @@ def _slurm_task(instance_dir, key):
 @task_key_option
 def sbatch_gen(pipeline_instance_dir, task_key):
     """Print the sbatch command that submits one task, without running it."""
-    from ..conf import TaskConf
-    from ..executors.slurm import SlurmExecutor
-    from ..executors.slurm_text import shell_command
-    import json
-    inst, t = _slurm_task(pipeline_instance_dir, task_key)
-    conf = TaskConf.from_dict(json.loads(_conf_json(inst, task_key)))
-    if not os.path.exists(os.path.join(inst.instance_dir, ".drypipe", task_key, "sbatch-launcher.sh")):
-        # never launched: write its task dir (launcher, sbatch-launcher.sh) so the command works
-        from ..errors import DryPipeError
-        from ..scheduler.orchestrator import Orchestrator
-        from ..state import states as S
-        with Orchestrator(inst.instance_dir) as orch:
-            n = orch.graph.nodes[task_key]
-            if n.state != S.READY:
-                raise DryPipeError(f"task {task_key!r} is {n.state_name}: it cannot be submitted before "
-                                   "its upstream tasks completed")
-            orch.materializer.materialize(n, S.READY, slurm=True)
-    argv = SlurmExecutor(inst.instance_dir).sbatch_argv_for_task(conf, task_key)
-    click.echo(f"cd {shell_command([inst.instance_dir])} && {shell_command(argv)}")
-
-
-def _conf_json(inst, key):
-    from sqlalchemy import select
-    from ..state.models import task_conf_table, task_table
-    with inst.engine.connect() as c:
-        return c.execute(select(task_conf_table.c.json).join(task_table, task_table.c.conf_id == task_conf_table.c.id)
-                         .where(task_table.c.key == key)).scalar_one()
+    from ..api import Instance
+    click.echo(Instance(pipeline_instance_dir).sbatch_command(task_key))
 
 
 @click.command()
@@ -58,8 +21,9 @@ def _conf_json(inst, key):
 @click.option("--wait", is_flag=True, help="Wait for the job to end.")
 def sbatch(pipeline_instance_dir, task_key, wait):
     """Submit one task as a Slurm job by hand (from its failed step, else from step 0)."""
+    from ..api import Instance
     from ..scheduler.orchestrator import Orchestrator
-    _slurm_task(pipeline_instance_dir, task_key)
+    Instance(pipeline_instance_dir).slurm_task(task_key)
     with Orchestrator(pipeline_instance_dir) as orch:
         orch.restart_tasks([task_key])
         orch.run_tasks([task_key], wait=wait)
@@ -122,16 +86,5 @@ def restart_failed_array_tasks(pipeline_instance_dir, task_key, include_pre_laun
 @task_key_option
 def array_rsync_list(pipeline_instance_dir, task_key):
     """Print the task and output dirs of an array parent's children, for rsync --files-from."""
-    click.echo("\n".join(parent_rsync_list(pipeline_instance_dir, task_key)))
-
-
-def parent_rsync_list(instance_dir, parent):
     from ..scheduler import arrays
-    from ..executors.slurm import read_array_keys
-    if not arrays.is_parent(instance_dir, parent):
-        from ..errors import DryPipeError
-        raise DryPipeError(f"{parent!r} is not an array parent (create it with array-create-parent)")
-    out = []
-    for k, _ in read_array_keys(os.path.join(instance_dir, ".drypipe", parent)):
-        out += [f".drypipe/{k}/", f"output/{k}/"]
-    return out
+    click.echo("\n".join(arrays.rsync_list(pipeline_instance_dir, task_key)))

@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from ..errors import DryPipeError
 from .options import instance_dir_option, task_key_option
 
 
@@ -61,28 +60,19 @@ def task(ctx, pipeline_instance_dir, task_key, wait, tail, by_runner, from_remot
     if ctx.obj["dry_run"]:
         _dry_restart(pipeline_instance_dir, task_key, None, False)
         return
-    if by_runner:
-        from ..dsl.task import check_key
-        check_key(task_key)
-        script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
-        if not os.path.exists(script):
-            raise DryPipeError(f"task {task_key!r} has no launcher in {pipeline_instance_dir} "
-                               "(run `drypipe prepare` first)")
-        os.execvp("bash", ["bash", script, "run"])
-    if from_remote:
-        script = os.path.join(pipeline_instance_dir, ".drypipe", task_key, "task")
-        if not os.path.exists(script):
-            raise DryPipeError(f"task {task_key!r} was not uploaded to {pipeline_instance_dir}")
+    if by_runner or from_remote:
+        from ..api import task_launcher
+        script = task_launcher(pipeline_instance_dir, task_key, uploaded=not by_runner)
         os.execvp("bash", ["bash", script, "run"])
     if ssh_remote_dest:
         _task_on_remote_dest(pipeline_instance_dir, task_key, ssh_remote_dest)
         return
     from ..api import Instance
     inst = Instance(pipeline_instance_dir)
-    inst.task(task_key)  # an unknown key is an error before anything is written
+    info = inst.task(task_key)  # an unknown key is an error before anything is written
     tailer = None
     if tail:
-        log = os.path.join(inst.instance_dir, ".drypipe", task_key, "out.log")
+        log = info.out_log
         os.makedirs(os.path.dirname(log), exist_ok=True)
         open(log, "a").close()
         tailer = subprocess.Popen(["tail", "-n", "0", "-F", log], stderr=subprocess.DEVNULL)
@@ -105,24 +95,12 @@ def _dry_restart(instance_dir, key, at_step, reset):
 
 
 def _task_on_remote_dest(instance_dir, key, dest):
-    from ..conf import TaskConf
     from ..scheduler import remote_ops
     from ..scheduler.orchestrator import Orchestrator
-    if ":" not in dest or "@" not in dest.split(":")[0]:
-        raise DryPipeError(f"--ssh-remote-dest {dest!r}: expected USER@HOST:DIR or USER@HOST:PORT:DIR")
-    user_host, rdir = dest.rsplit(":", 1)  # USER@HOST or USER@HOST:PORT
-    ssh_key = os.environ.get("DRYPIPE_SSH_KEY") or next(
-        (p for p in (os.path.expanduser(f"~/.ssh/{n}") for n in ("id_ed25519", "id_rsa", "id_ecdsa"))
-         if os.path.exists(p)), os.path.expanduser("~/.ssh/id_rsa"))
+    remote_ops.parse_remote_dest(dest)  # a malformed dest is an error before the instance is opened
     with Orchestrator(instance_dir) as orch:
-        n = orch.graph.nodes.get(key)
-        if n is None:
-            raise DryPipeError(f"no task {key!r} in {instance_dir}")
-        n.conf = TaskConf.from_dict({**n.conf.to_dict(), "ssh_specs": f"{user_host}:{ssh_key}",
-                                     "remote_base_dir": rdir, "executer_type": "process"})
-        orch.any_nonlocal = True
-        state = remote_ops.remote_exec(orch, key, wait=True)
-        message = n.message
+        state = remote_ops.exec_at_remote_dest(orch, key, dest, wait=True)
+        message = orch.graph.nodes[key].message
     click.echo(f"task {key}: {state}" + (f" - {message}" if message else ""), err=True)
     if state != "completed":
         sys.exit(1)
@@ -147,38 +125,10 @@ def _report_one(instance_dir, key, res):
 def call(pipeline_instance_dir, task_key, module_function):
     """Call a python function with a task's arguments bound (inputs, outputs, DryPipe variables);
     print what it returns. For debugging a python call outside the pipeline."""
-    import importlib
-    from ..runtime.pycall import bind_arguments
     from ..api import Instance
     if ":" not in module_function:
         raise click.UsageError(f"{module_function!r}: expected MODULE:FUNCTION")
-    inst = Instance(pipeline_instance_dir)
-    info = inst.task(task_key)
-    env_file = os.path.join(info.task_dir, "task-env.sh")
-    if not os.path.exists(env_file):
-        raise DryPipeError(f"task {task_key!r} has not been launched yet: no environment")
-    out = subprocess.run(["bash", "-c", '__pipeline_instance_dir="$1"; . "$2"; env -0',
-                          "_", inst.instance_dir, env_file], capture_output=True, check=True).stdout
-    env = dict(item.split("=", 1) for item in out.decode("utf-8", "surrogateescape").split("\0") if "=" in item)
-    mod_name, fn_name = module_function.split(":", 1)
-    code_dir = env.get("__pipeline_code_dir")
-    for p in (os.getcwd(), code_dir):
-        if p and p not in sys.path:
-            sys.path.insert(0, p)
-    from ..runtime.pycall import StepError
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise DryPipeError(f"call {module_function!r}: module {mod_name!r} not found ({e})") from e
-    f = getattr(module, fn_name, None)
-    if not callable(f):
-        raise DryPipeError(f"call {module_function!r}: module {mod_name!r} has no function {fn_name!r}")
-    os.environ.update(env)
-    try:
-        kwargs = bind_arguments(f, info.spec, env)
-    except StepError as e:
-        raise DryPipeError(f"task {task_key!r}: {e}") from e
-    result = f(**kwargs)
+    result = Instance(pipeline_instance_dir).call(task_key, module_function)
     click.echo(repr(result))
 
 
@@ -186,11 +136,8 @@ def call(pipeline_instance_dir, task_key, module_function):
 @instance_dir_option
 def upgrade_drypipe(pipeline_instance_dir):
     """Apply the database migrations of this DryPipe version to an existing instance."""
-    from ..state import db
-    path = db.db_path(pipeline_instance_dir)
-    before = db.current_revision(path) if os.path.exists(path) else None
-    db.open_db(pipeline_instance_dir, create=False, upgrade=True).dispose()
-    after = db.current_revision(path)
+    from ..api import upgrade_instance
+    before, after = upgrade_instance(pipeline_instance_dir)
     if before == after:
         click.echo(f"{pipeline_instance_dir}: database already at revision {after}")
     else:

@@ -13,10 +13,10 @@ class DAGBuilder:
     """One generator invocation's view of the pipeline: a prefix, a default TaskConf, the states."""
 
     def __init__(self, oracle, default_conf, prefix: str = "", root: "DAGBuilder | None" = None):
-        self._oracle = oracle
-        self._default_conf = default_conf
+        self.oracle = oracle
+        self.default_conf = default_conf
         self._prefix = prefix
-        self._root = root or self
+        self.root = root or self
         if root is None:
             self.generated: dict[str, Task] = {}
             self.new_keys: list[str] = []
@@ -47,14 +47,14 @@ class DAGBuilder:
         return FileSet(glob)
 
     def file_in_pipeline_instance_dir(self, name) -> str:
-        return os.path.join(self._oracle.instance_dir, name)
+        return os.path.join(self.oracle.instance_dir, name)
 
     @property
     def pipeline_instance_dir(self) -> str:
-        return self._oracle.instance_dir
+        return self.oracle.instance_dir
 
     def sub_pipeline(self, gen_or_pipeline, prefix: str) -> "SubPipeline":
-        conf = self._default_conf
+        conf = self.default_conf
         gen = gen_or_pipeline
         # a Pipeline (dsl/pipeline.py, which imports this module: not imported back) is known by
         # its dag_gen; a generator function has none
@@ -64,18 +64,18 @@ class DAGBuilder:
             conf = getattr(gen_or_pipeline, "task_conf", None) or conf
         if not callable(gen):
             raise InvalidPipeline(f"dsl.sub_pipeline({gen_or_pipeline!r}): not a DAG generator or pipeline")
-        return SubPipeline(gen, DAGBuilder(self._oracle, conf, self._prefix + prefix, self._root))
+        return SubPipeline(gen, DAGBuilder(self.oracle, conf, self._prefix + prefix, self.root))
 
     # -- waits ----------------------------------------------------------------------------
     def wait_for_tasks(self, *tasks_or_keys):
         if not tasks_or_keys:
             raise InvalidPipeline("dsl.wait_for_tasks() needs at least one task or key")
         keys = tuple(t.key if isinstance(t, Task) else self._prefix + str(t) for t in tasks_or_keys)
-        state_of = self._oracle.state_of
+        state_of = self.oracle.state_of
         if all(state_of(k) == "completed" for k in keys):
             tasks = tuple(self._task_for(k) for k in keys)
             return [tasks[0] if len(tasks) == 1 else tasks]
-        self._root.blocked_waits.append(("keys", keys))
+        self.root.blocked_waits.append(("keys", keys))
         return []
 
     def wait_for_matching_tasks(self, *globs):
@@ -86,14 +86,14 @@ class DAGBuilder:
         for g in globs:
             keys = self._matching_completed(g)
             if keys is None:
-                self._root.blocked_waits.append(("globs", globs))
+                self.root.blocked_waits.append(("globs", globs))
                 return []
             matchers.append(Matcher(g, keys, self))
         return [matchers[0] if len(matchers) == 1 else tuple(matchers)]
 
     def _matching_completed(self, glob):
         """Keys matching glob if there is at least one and all are completed, else None."""
-        root, oracle = self._root, self._oracle
+        root, oracle = self.root, self.oracle
         for k in root.new_keys:
             if fnmatch.fnmatchcase(k, glob):
                 return None
@@ -107,17 +107,17 @@ class DAGBuilder:
         return sorted(keys)
 
     def _task_for(self, key) -> Task:
-        t = self._root.generated.get(key)
+        t = self.root.generated.get(key)
         if t is not None:
             return t
-        spec = self._oracle.spec_of(key)
+        spec = self.oracle.spec_of(key)
         if spec is None:
             raise InvalidPipeline(f"unknown task {key!r}")
-        return Task.from_spec(key, spec, None, self._root)
+        return Task.from_spec(key, spec, None, self.root)
 
-    def _resolve_val_ref(self, ref):
+    def resolve_val_ref(self, ref):
         """dsl.val(t.outputs.x): the value when t completed, else the reference itself."""
-        if self._oracle.state_of(ref.task.key) == "completed" and ref.decl["kind"] == "var":
+        if self.oracle.state_of(ref.task.key) == "completed" and ref.decl["kind"] == "var":
             return ref.fetch()
         return ref
 
@@ -163,7 +163,7 @@ class MatcherOutput:
 
     def fetch(self) -> list:
         m = self._matcher
-        return [fetch_output(t.key, self.name, self._decl(t), m._dsl._root) for t in m.tasks]
+        return [fetch_output(t.key, self.name, self._decl(t), m._dsl.root) for t in m.tasks]
 
     def as_glob_expression(self) -> GlobExpression:
         m = self._matcher
@@ -175,7 +175,7 @@ class MatcherOutput:
         else:
             raise InvalidPipeline(f"matcher {m.glob!r}: output {self.name!r} is a variable, "
                                   "as_glob_expression() needs a file or fileset")
-        return GlobExpression(f"output/{m.glob}/{tail}", m._dsl._oracle.instance_dir)
+        return GlobExpression(f"output/{m.glob}/{tail}", m._dsl.oracle.instance_dir)
 
 
 class SubPipeline:

@@ -10,7 +10,7 @@ import traceback
 from ..conf import DEFAULT_TASK_CONF, TaskConf
 from ..errors import DryPipeError, GeneratorFailed, InvalidPipeline
 from .builder import DAGBuilder, SubPipeline
-from .task import Task, TaskBuilder
+from .task import Task, TaskBuilder, mark_python_call
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,8 +46,7 @@ class DryPipe:
     @staticmethod
     def python_call(*args, **kwargs):
         def decorate(f):
-            f._drypipe_python_call = True
-            return f
+            return mark_python_call(f)
         if len(args) == 1 and callable(args[0]) and not kwargs:
             return decorate(args[0])
         return decorate

@@ -36,6 +36,17 @@ def check_key(key) -> str:
     return key
 
 
+def mark_python_call(f):
+    """Mark f as a python call (@DryPipe.python_call()): calls(f) accepts it. Returns f."""
+    f._drypipe_python_call = True
+    return f
+
+
+def is_python_call(f) -> bool:
+    """Was f decorated with @DryPipe.python_call()?"""
+    return bool(getattr(f, "_drypipe_python_call", False))
+
+
 _GOOD_NAMES: set[str] = set()
 
 
@@ -66,7 +77,7 @@ class OutputRef:
 
 
 def fetch_output(key: str, name: str, decl: dict, dsl):
-    oracle = dsl._oracle
+    oracle = dsl.oracle
     if oracle.state_of(key) != "completed":
         raise InvalidPipeline(f"task {key!r}: outputs.{name}.fetch() called before the task completed "
                               "(fetch inside a dsl.wait_for_tasks(...) loop)")
@@ -167,7 +178,7 @@ class TaskBuilder:
         if isinstance(v, Val):
             v = v.value
             if isinstance(v, OutputRef):
-                v = self._dsl._resolve_val_ref(v)
+                v = self._dsl.resolve_val_ref(v)
         if isinstance(v, OutputRef):
             decl, up = v.decl, v.task.key
             self._upstream.add(up)
@@ -235,7 +246,7 @@ class TaskBuilder:
             else:
                 self._steps.append({"kind": "bash", "snippet": what})
         elif callable(what):
-            if not getattr(what, "_drypipe_python_call", False):
+            if not is_python_call(what):
                 name = getattr(what, "__qualname__", repr(what))
                 raise InvalidPipeline(f"task {key!r}: python call {name} is not decorated with "
                                       "@DryPipe.python_call()")
@@ -250,8 +261,8 @@ class TaskBuilder:
         if not self._steps:
             raise InvalidPipeline(f"task {self.key!r} has no .calls(...) step")
         dsl = self._dsl
-        conf = self.conf or dsl._default_conf
-        return Task(self.key, conf, self._inputs, self._outputs, self._steps, self._upstream, dsl._root)
+        conf = self.conf or dsl.default_conf
+        return Task(self.key, conf, self._inputs, self._outputs, self._steps, self._upstream, dsl.root)
 
 
 # the types accepted by name in persisted specs, re-exported for the runtime

@@ -43,6 +43,11 @@ class Node:
             self._spec = json.loads(self.spec_json)
         return self._spec
 
+    @spec.setter
+    def spec(self, value: dict) -> None:
+        """A new definition (a task changed in the generator): its JSON is recomputed when stored."""
+        self._spec, self.spec_json = value, None
+
     @property
     def state_name(self) -> str:
         return S.format(self.state, self.step)

@@ -11,7 +11,9 @@ import sys
 from ..runtime import render
 from ..state import statefile
 
-_DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+"""The directory DryPipe's package is imported from (put on task python paths, uploaded to hosts)."""
+_DRYPIPE_ROOT = DRYPIPE_ROOT  # the former name, still imported by scheduler/remote_tasks.py
 
 
 def _write(path: str, text: str, mode: int) -> None:
@@ -70,7 +72,7 @@ class Materializer:
                 root = import_root(m)
                 if root and root not in pp:
                     pp.append(root)
-            for extra in (self.code_dir, _DRYPIPE_ROOT):
+            for extra in (self.code_dir, DRYPIPE_ROOT):
                 if extra not in pp:
                     pp.append(extra)
             self._python_paths[cache_key] = pp
@@ -104,7 +106,7 @@ class Materializer:
         _write(script, render.render_task_script(key, spec, python, self.env_text(node),
                                                  render.render_task_conf(key, spec, conf),
                                                  container=conf.container,
-                                                 drypipe_root=None if conf.is_remote else _DRYPIPE_ROOT), 0o755)
+                                                 drypipe_root=None if conf.is_remote else DRYPIPE_ROOT), 0o755)
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)

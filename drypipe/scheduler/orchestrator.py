@@ -187,7 +187,7 @@ class Orchestrator:
             log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
                         "recorded definition", n.key)
             return
-        n._spec, n.spec_json = spec, None
+        n.spec = spec
         if task.conf != n.conf:
             _check_supported(n.key, task.conf)
             n.conf, n.conf_id = task.conf, self.store.conf_id(task.conf.to_json_key())

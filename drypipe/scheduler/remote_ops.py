@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import time
 
+from ..conf import TaskConf
 from ..errors import DryPipeError
 from ..executors.remote import HostUnreachable
 from ..executors.slurm import read_array_keys
 from ..state import statefile
 from ..state import states as S
 from . import arrays, remote_tasks
-from .materialize import _DRYPIPE_ROOT, task_dir, upload_paths
+from .materialize import DRYPIPE_ROOT, task_dir, upload_paths
 
 
 def _remote_node(orch, key):
@@ -34,7 +35,7 @@ def upload_task_inputs(orch, key: str) -> list[str]:
     """Send a task's launcher, the runtime and its input files to its host; the paths sent."""
     n, h = _remote_node(orch, key)
     _ensure_materialized(orch, n)
-    extra = orch.remote.prepare_host(h, False, orch.materializer.code_dir, _DRYPIPE_ROOT, "python3")
+    extra = orch.remote.prepare_host(h, False, orch.materializer.code_dir, DRYPIPE_ROOT, "python3")
     paths = sorted(set(extra + [".drypipe/_runtime/task-runner.sh", f".drypipe/{key}/task",
                                 *upload_paths(orch.instance_dir, n.spec)]))
     orch.remote.rsync(h, paths, upload=True)
@@ -45,7 +46,7 @@ def upload_drypipe(orch, key: str) -> str:
     """Send the pipeline's code and DryPipe itself to the task's host (for python steps)."""
     n, h = _remote_node(orch, key)
     python = n.conf.python_bin or "python3"
-    orch.remote.prepare_host(h, True, orch.materializer.code_dir, _DRYPIPE_ROOT, python,
+    orch.remote.prepare_host(h, True, orch.materializer.code_dir, DRYPIPE_ROOT, python,
                              remote_tasks._packages([n]))
     return f"{h.spec.label}:{h.remote_dir}/.drypipe"
 
@@ -58,6 +59,37 @@ def remote_exec(orch, key: str, wait: bool) -> str:
     orch.restart_tasks([key])
     orch.run_tasks([key], wait=wait)
     return n.state_name
+
+
+def parse_remote_dest(dest: str) -> tuple[str, str]:
+    """'USER@HOST:DIR' or 'USER@HOST:PORT:DIR' -> ('USER@HOST' or 'USER@HOST:PORT', 'DIR')."""
+    if ":" not in dest or "@" not in dest.split(":")[0]:
+        raise DryPipeError(f"--ssh-remote-dest {dest!r}: expected USER@HOST:DIR or USER@HOST:PORT:DIR")
+    user_host, rdir = dest.rsplit(":", 1)
+    return user_host, rdir
+
+
+def default_ssh_key() -> str:
+    """The ssh key of a remote destination given by hand: $DRYPIPE_SSH_KEY, else the first of
+    ~/.ssh/id_ed25519, id_rsa, id_ecdsa that exists, else ~/.ssh/id_rsa."""
+    return os.environ.get("DRYPIPE_SSH_KEY") or next(
+        (p for p in (os.path.expanduser(f"~/.ssh/{n}") for n in ("id_ed25519", "id_rsa", "id_ecdsa"))
+         if os.path.exists(p)), os.path.expanduser("~/.ssh/id_rsa"))
+
+
+def exec_at_remote_dest(orch, key: str, dest: str, wait: bool = True) -> str:
+    """Run a task on the host of `dest` (USER@HOST[:PORT]:DIR, in DIR/<instance>) as a plain
+    process, whatever its TaskConf says, with the key of default_ssh_key(); with wait, until it
+    ends. Returns its state name (its node's message says why it failed)."""
+    user_host, rdir = parse_remote_dest(dest)
+    ssh_key = default_ssh_key()
+    n = orch.graph.nodes.get(key)
+    if n is None:
+        raise DryPipeError(f"no task {key!r} in {orch.instance_dir}")
+    n.conf = TaskConf.from_dict({**n.conf.to_dict(), "ssh_specs": f"{user_host}:{ssh_key}",
+                                 "remote_base_dir": rdir, "executer_type": "process"})
+    orch.any_nonlocal = True
+    return remote_exec(orch, key, wait=wait)
 
 
 def fetch_remote_state(orch, key: str, wait: bool, timeout: float = 24 * 3600) -> str:
@@ -83,7 +115,7 @@ def array_upload(orch, parent: str) -> int:
     if len(hosts) != 1:
         raise DryPipeError(f"array {parent!r}: its children must all run on one remote host")
     h = next(iter(hosts.values()))
-    extra = orch.remote.prepare_host(h, False, orch.materializer.code_dir, _DRYPIPE_ROOT, "python3")
+    extra = orch.remote.prepare_host(h, False, orch.materializer.code_dir, DRYPIPE_ROOT, "python3")
     paths = set(extra) | {".drypipe/_runtime/task-runner.sh", f".drypipe/{parent}/task-keys.tsv",
                           f".drypipe/{parent}/array.sh"}
     for k in keys:
