@@ -648,3 +648,81 @@ def test_include_pre_launch_restarts_children_cancelled_before_they_started(slur
             env=hold, check=True)
     run(inst, "array_children", hold, check=True)
     assert _runs(inst) == {f"a-{i}": 1 for i in range(6)}
+
+
+# ---------------------------------------------------------------- array parents by hand, fake Slurm
+
+
+def _fake_slurm(commands, squeue="", sbatch_ok=True):
+    def runner(argv, cwd=None, timeout=300):
+        commands.append(argv[0])
+        if argv[0] == "scontrol":
+            return completed(argv, "MaxArraySize            = 100\n")
+        if argv[0] == "sbatch":
+            if not sbatch_ok:
+                return subprocess.CompletedProcess(argv, 1, "", "sbatch: error: Invalid account\n")
+            return completed(argv, "555\n")
+        if argv[0] == "squeue":
+            return completed(argv, squeue)
+        return completed(argv)
+    return runner
+
+
+def _hand_array(inst, runner):
+    """The 6 array_children prepared, grouped under the parent `big`; an orchestrator using runner."""
+    from dry_pipe import DryPipe
+    from drypipe.scheduler import arrays
+    from drypipe.scheduler.orchestrator import Orchestrator
+    from tests.pipelines import slurm as pipelines
+    with Orchestrator(str(inst), DryPipe.create_pipeline(pipelines.array_children)) as orch:
+        orch.prepare()
+        arrays.create_parent(orch, "big", "a-*")
+    orch = Orchestrator(str(inst))
+    orch.slurm = SlurmExecutor(orch.instance_dir, sleep_schedule=(0,), runner=runner)
+    return orch
+
+
+def test_a_refused_hand_array_leaves_its_children_ready_to_submit_again(tmp_path):
+    from drypipe.errors import DryPipeError
+    from drypipe.scheduler import arrays
+    inst, commands = tmp_path / "inst", []
+    with _hand_array(inst, _fake_slurm(commands, sbatch_ok=False)) as orch:
+        with pytest.raises(DryPipeError, match="Invalid account"):
+            arrays.submit(orch, "big")
+    rows = db(inst)
+    assert {r["state"] for r in rows.values()} == {"ready"}
+    assert all(r["job_id"] is None for r in rows.values())
+    assert_state_files_match_db(inst)
+    with _hand_array_again(inst, _fake_slurm(commands)) as orch:
+        assert len(arrays.submit(orch, "big")) == 6  # the same children, submitted once fixed
+    assert {r["job_id"] for r in db(inst).values()} == {f"555_{i}" for i in range(6)}
+
+
+def _hand_array_again(inst, runner):
+    from drypipe.scheduler.orchestrator import Orchestrator
+    orch = Orchestrator(str(inst))
+    orch.slurm = SlurmExecutor(orch.instance_dir, sleep_schedule=(0,), runner=runner)
+    return orch
+
+
+class _Died(BaseException):
+    """The orchestrator dying (kill -9) right after sbatch returned, before recording job ids."""
+
+
+def test_a_hand_array_submitted_just_before_a_crash_is_found_again_not_resubmitted(tmp_path, monkeypatch):
+    from drypipe.scheduler import arrays
+    from drypipe.scheduler.orchestrator import Orchestrator
+    inst, commands = tmp_path / "inst", []
+    orch = _hand_array(inst, _fake_slurm(commands))
+    monkeypatch.setattr(orch, "set_job_id", lambda *a: (_ for _ in ()).throw(_Died()))
+    with pytest.raises(_Died):
+        arrays.submit(orch, "big")
+    orch.lock.release()  # the process is gone: the kernel drops its lock
+    assert {r["state"] for r in db(inst).values()} == {"launched"}
+    assert commands.count("sbatch") == 1
+    # the next orchestrator finds the jobs through the parent's job-id file: no second sbatch
+    with Orchestrator(str(inst)) as orch2:
+        rows = db(inst)
+        assert {r["job_id"] for r in rows.values()} == {f"555_{i}" for i in range(6)}
+        assert set(orch2.slurm.jobs) == {f"a-{i}" for i in range(6)}
+    assert commands.count("sbatch") == 1

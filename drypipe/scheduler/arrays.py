@@ -9,7 +9,7 @@ import os
 
 from ..dsl.task import check_key
 from ..errors import DryPipeError
-from ..executors.slurm import read_array_keys, write_array_dir
+from ..executors.slurm import pending_job_id, read_array_keys, write_array_dir
 from ..state import states as S
 from .materialize import task_dir
 
@@ -23,11 +23,18 @@ def is_parent(instance_dir: str, parent: str) -> bool:
         not os.path.exists(os.path.join(instance_dir, ".drypipe", parent, "task"))
 
 
+def read_children(instance_dir: str, parent: str) -> list[tuple[int, str, int]]:
+    """(index, key, start step) of the children of the array parent `parent` of an instance,
+    read from its task-keys.tsv (no database, no orchestrator needed)."""
+    if not is_parent(instance_dir, parent):
+        raise DryPipeError(f"{parent!r} is not an array parent (create it with array-create-parent)")
+    return [(i, k, s) for i, (k, s) in
+            enumerate(read_array_keys(os.path.join(instance_dir, ".drypipe", parent)))]
+
+
 def children(orch, parent: str) -> list[tuple[int, str, int]]:
     """(index, key, start step) of the parent's children."""
-    if not is_parent(orch.instance_dir, parent):
-        raise DryPipeError(f"{parent!r} is not an array parent (create it with array-create-parent)")
-    return [(i, k, s) for i, (k, s) in enumerate(read_array_keys(parent_dir(orch, parent)))]
+    return read_children(orch.instance_dir, parent)
 
 
 def create_parent(orch, parent: str, key_glob: str = "*") -> list[str]:
@@ -81,13 +88,16 @@ def _submit(orch, parent: str, todo: list[tuple[int, str]]) -> list[str]:
         raise DryPipeError(f"array {parent!r}: its children have different TaskConfs; one array needs one")
     submitted = set(nodes)
     orch.ready = type(orch.ready)(n for n in orch.ready if n not in submitted)
-    for n in nodes:
+    rel = os.path.relpath(parent_dir(orch, parent), orch.instance_dir)
+    for (i, _), n in zip(todo, nodes):
         orch.mark_launched(n, slurm=True)
+        n.job_id = pending_job_id(rel, i)  # where a crash recovery finds the job (scheduler/slurm_tasks)
     orch.store.flush()
     try:
         ids = orch.slurm.sbatch_array(nodes[0].conf, parent_dir(orch, parent), todo)
     except DryPipeError as e:  # refused: nothing was submitted, the children are ready again
         for n in nodes:
+            n.job_id = None
             orch.fire(n, "launch-lost", message=str(e))
         orch.store.flush()
         raise
@@ -97,10 +107,10 @@ def _submit(orch, parent: str, todo: list[tuple[int, str]]) -> list[str]:
     return ids
 
 
-def rsync_list(orch, parent: str) -> list[str]:
+def rsync_list(instance_dir: str, parent: str) -> list[str]:
     """Paths (relative to the instance dir) of the children's task and output dirs, for
-    `rsync --files-from` (with -r)."""
+    `rsync --files-from` (with -r); reads no database (safe beside a running orchestrator)."""
     out = []
-    for _, k, _ in children(orch, parent):
+    for _, k, _ in read_children(instance_dir, parent):
         out += [f".drypipe/{k}/", f"output/{k}/"]
     return out

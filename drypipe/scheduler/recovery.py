@@ -82,12 +82,14 @@ def adopt_manual_runs(orch) -> None:
             continue
         tdir = task_dir(orch.instance_dir, n.key)
         name = statefile.read(tdir)
-        if name is None or name in (S.READY, S.WAITING):
-            continue
+        if name is None or name in (S.READY, S.WAITING, S.LAUNCHED):
+            continue  # (`launched`: this orchestrator's own launch, cut short before its commit)
         start = last_start(tdir)
         if start is None:
             continue
         offset, at, pid = start
+        if n.ended_at is not None and at <= n.ended_at:
+            continue  # the start of the attempt that already ended (the state file lags behind)
         orch.fire(n, "launch", at=at, mirror=False)
         n.log_offset = offset
         log.warning("task %s: was run by hand (pid %d); its run is taken as this attempt", n.key, pid)
