@@ -23,15 +23,8 @@ FORBIDDEN_IN_CLI = ("drypipe.state.models", "drypipe.state.statefile", "drypipe.
 # attributes with a leading underscore that are public API of the standard library
 STDLIB_PUBLIC = {"os._exit"}
 
-# Private names used across modules, in or into files that another engineer is changing now:
-# (file, what). Nothing else may be added here; remove an entry once its access is gone.
-ALLOWED_CROSS_MODULE = {
-    # being changed by another engineer: scheduler/remote_tasks.py's _packages, used by remote_ops
-    ("drypipe/scheduler/remote_ops.py", "remote_tasks._packages"),
-    # being changed by another engineer: materialize.py exports DRYPIPE_ROOT (the old private
-    # name _DRYPIPE_ROOT stays an alias until remote_tasks.py imports the public one)
-    ("drypipe/scheduler/remote_tasks.py", "from .materialize import _DRYPIPE_ROOT"),
-}
+# Private names used across modules: (file, what). Keep it empty.
+ALLOWED_CROSS_MODULE: set = set()
 
 
 def rel(path: Path) -> str:

@@ -101,9 +101,21 @@ class Host:
     watched: dict = field(default_factory=dict)  # key -> last remote state name
     jobs: dict = field(default_factory=dict)  # key -> Slurm job id, for remote Slurm tasks
     prepared: bool = False
+    runtime_sent: bool = False
+    cpus: int | None = None  # its CPU count (said by the first command sent to it)
     python_ready: bool = False
     code_ready: bool = False
     unreachable_since: float | None = None
+
+
+def env_max_parallel() -> int | None:
+    """DRYPIPE_REMOTE_MAX_PARALLEL: at most this many remote process tasks at once per host."""
+    v = os.environ.get("DRYPIPE_REMOTE_MAX_PARALLEL", "").strip()
+    if not v:
+        return None
+    if not v.isdigit() or int(v) < 1:
+        raise DryPipeError(f"DRYPIPE_REMOTE_MAX_PARALLEL must be a positive integer, not {v!r}")
+    return int(v)
 
 
 def python_uploads(drypipe_root: str, packages: dict[str, str]) -> list[tuple[str, str]]:
@@ -182,19 +194,39 @@ class RemoteExecutor:
             return f"No space left on device: {host.remote_dir} has {avail} KiB free"
         return None
 
+    def ensure_prepared(self, host: Host) -> None:
+        """The first command sent to a host: check its base dir, create the instance's dirs,
+        learn its CPU count."""
+        if host.prepared:
+            return
+        rc, out, err = self._run(host, sx.prepare_script(host.remote_dir))
+        if rc == 4:
+            raise DryPipeError(f"{host.spec.label}: remote_base_dir {os.path.dirname(host.remote_dir)} does not exist")
+        if rc != 0:
+            raise DryPipeError(f"{host.spec.label}: cannot create {host.remote_dir}: {err.strip()}")
+        host.cpus = sx.parse_cpus(out)
+        host.prepared = True
+
+    def max_parallel(self, host: Host) -> int:
+        """How many remote process tasks may run at once on the host: DRYPIPE_REMOTE_MAX_PARALLEL,
+        else its CPU count (asked once, by the first command sent to it)."""
+        limit = env_max_parallel()
+        if limit is not None:
+            return limit
+        self.ensure_prepared(host)
+        return max(1, host.cpus or 1)
+
+    def running_processes(self, host: Host) -> set[str]:
+        """Keys of the process tasks (not Slurm jobs) watched on the host."""
+        return {k for k in host.watched if k not in host.jobs}
+
     def prepare_host(self, host: Host, need_python: bool, code_dir: str, drypipe_root: str, python: str,
                      packages: dict[str, str] | None = None, need_code: bool = False) -> list[str]:
         """Check the remote dirs (and python); the extra paths to upload the first time."""
-        base = os.path.dirname(host.remote_dir)
         extra = []
-        if not host.prepared:
-            rc, out, err = self._run(host, f"[[ -d {shlex.quote(base)} ]] || exit 4\n"
-                                           f"mkdir -p {shlex.quote(host.remote_dir)}/.drypipe {shlex.quote(host.remote_dir)}/output\n")
-            if rc == 4:
-                raise DryPipeError(f"{host.spec.label}: remote_base_dir {base} does not exist")
-            if rc != 0:
-                raise DryPipeError(f"{host.spec.label}: cannot create {host.remote_dir}: {err.strip()}")
-            host.prepared = True
+        self.ensure_prepared(host)
+        if not host.runtime_sent:
+            host.runtime_sent = True
             extra.append(".drypipe/_runtime/task-runner.sh")
         if need_python and not host.python_ready:
             rc, out, err = self._run(host, f"{shlex.quote(python)} -c 'import sys; sys.exit(sys.version_info < (3, 8))'\n")
@@ -265,16 +297,75 @@ class RemoteExecutor:
         from . import slurm_text as st
         from .slurm import array_sbatch_argv
         argv = array_sbatch_argv(self.instance_dir, array_dir, conf, [i for i, _ in elements])
-        rc, out, err = self._run(host, sx.sbatch_script(host.remote_dir, argv))
+        rel = os.path.relpath(array_dir, self.instance_dir)
+        # the host appends the job id to its copy of the array dir's job-id file, and so does this
+        # side (as local Slurm does): recover_array_jobs finds the job after a crash
+        rc, out, err = self._run(host, sx.sbatch_script(host.remote_dir, argv, f"{rel}/job-id"))
         if rc != 0:
             raise DryPipeError(f"{host.spec.label}: sbatch failed: {err.strip()[-300:]}")
-        job = st.parse_sbatch_parsable(out)
+        try:
+            job = st.parse_sbatch_parsable(out)
+        except ValueError as e:
+            raise DryPipeError(f"{host.spec.label}: sbatch: {e}") from e
+        with open(os.path.join(array_dir, "job-id"), "a") as f:
+            f.write(job + "\n")
         ids = [f"{job}_{i}" for i, _ in elements]
         for (_, key), jid in zip(elements, ids):
             self.watch(host, key, jid)
         self._next_poll = time.monotonic()
         self._poll_index = 0
         return ids
+
+    def recover_array_jobs(self, host: Host, keys, launched_at: dict[str, float] | None = None) -> dict[str, str]:
+        """Job ids ('<job>_<index>') of remote Slurm tasks whose array was submitted on the host
+        by an orchestrator that died before it recorded them (mirrors
+        SlurmExecutor's recovery). For each key, the last array dir .drypipe/_arrays/<n> whose
+        task-keys.tsv lists it (with launched_at, key -> its launch time: written at or after
+        it); the job from that dir's job-id file here, else (one command) from the host's copy
+        of that file, else from the host's squeue by the array's --comment (the dir's name) and
+        the instance's job name. A key whose job is found nowhere is absent (never submitted,
+        or long gone from squeue). Raises HostUnreachable when the host must be asked and
+        cannot be."""
+        from .slurm import job_name, read_array_keys
+        base = os.path.join(self.instance_dir, ".drypipe", "_arrays")
+        try:
+            names = [d for d in os.listdir(base) if d.isdigit()]
+        except FileNotFoundError:
+            return {}
+        listings: dict[str, list[str]] = {}
+        made: dict[str, float] = {}
+        for d in names:
+            try:
+                listings[d] = [k for k, _ in read_array_keys(os.path.join(base, d))]
+                made[d] = os.path.getmtime(os.path.join(base, d, "task-keys.tsv"))
+            except (FileNotFoundError, ValueError):
+                continue
+        last = sx.last_array_listing(listings, keys, made, launched_at)
+        jobs: dict[str, str] = {}
+        for d in {d for d, _ in last.values()}:
+            try:
+                with open(os.path.join(base, d, "job-id")) as f:
+                    job = (f.read().split() or [None])[-1]
+            except FileNotFoundError:
+                job = None
+            if job and job.isdigit():
+                jobs[d] = job
+        missing = sorted({d for d, _ in last.values()} - set(jobs), key=int)
+        if missing:
+            script = sx.recover_jobs_script(host.remote_dir, missing,
+                                            sx.squeue_comments_argv(job_name(self.instance_dir)))
+            rc, out, err = self._run(host, script)
+            if rc == 3:  # no instance dir on the host: nothing was ever submitted there
+                out = ""
+            elif rc != 0:
+                raise DryPipeError(f"{host.spec.label}: cannot look for the jobs of arrays "
+                                   f"{', '.join(missing)}: {err.strip()[-300:]}")
+            elif "C-FAILED" in out:
+                log.warning("%s: squeue failed while recovering the jobs of arrays %s", host.spec.label,
+                            ", ".join(missing))
+            found = sx.parse_recover_jobs(out)
+            jobs.update({d: found[d] for d in missing if d in found})
+        return sx.array_job_ids(last, jobs)
 
     def next_poll_in(self) -> float:
         return max(0.0, self._next_poll - time.monotonic())

@@ -4,6 +4,7 @@ unquoted). Unit-tested in tests/test_ssh_text.py."""
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 from dataclasses import dataclass
 
@@ -71,28 +72,85 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+LAUNCH_RECORD = "remote-launch"  # in a task dir on its host: 'PID EPOCH' of its last launch
+LAUNCH_GRACE = 30  # seconds a launch whose launcher is neither recorded alive nor started counts as launching
+
+
+def prepare_script(remote_dir: str) -> str:
+    """The first command sent to a host: check its base dir (exit 4 when missing), create the
+    instance's dirs, and print 'cpus=N' (its CPU count, the default cap of its tasks)."""
+    base = posixpath.dirname(remote_dir.rstrip("/")) or "/"
+    rd = shlex.quote(remote_dir)
+    return (f"[[ -d {shlex.quote(base)} ]] || exit 4\n"
+            f"mkdir -p {rd}/.drypipe {rd}/output || exit 5\n"
+            'echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"\n')
+
+
+def parse_cpus(stdout: str) -> int | None:
+    """The CPU count printed by prepare_script (None when the host did not say)."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("cpus="):
+            n = line[len("cpus="):].strip()
+            return int(n) if n.isdigit() and int(n) > 0 else None
+    return None
+
+
 def launch_script(remote_dir: str, items: list[tuple[str, int]]) -> str:
-    """Start tasks detached on the remote host; prints 'key pid' per task."""
-    lines = [f"cd {shlex.quote(remote_dir)} || exit 3"]
+    """Start tasks detached on the remote host; prints 'key pid' per task.
+
+    Before it returns, each launch is recorded in the task dir (LAUNCH_RECORD: the launcher's
+    pid, from $!, and the launch time): a poll right after it sees the launcher alive, even
+    when the launcher is slow to log its `start ... pid=` line. The task dir's state file is
+    made `launched` first: an earlier attempt's ending there is not this attempt's."""
+    lines = [f"cd {shlex.quote(remote_dir)} || exit 3",
+             "printf -v __now '%(%s)T' -1",
+             "__launch() {",
+             "  local d=.drypipe/$1 f",
+             '  for f in "$d"/state.*; do [[ -e $f && $f != "$d/state.launched" ]] && rm -f -- "$f"; done',
+             '  : > "$d/state.launched"',
+             '  setsid bash "$d/task" run "$2" </dev/null >/dev/null 2>&1 &',
+             f"  printf '%s %s\\n' \"$!\" \"$__now\" > \"$d/{LAUNCH_RECORD}\"",
+             "  printf '%s %s\\n' \"$1\" \"$!\"",
+             "}"]
     for key, step in items:
-        task = shlex.quote(f".drypipe/{key}/task")
-        lines.append(f"setsid bash {task} run {int(step)} </dev/null >/dev/null 2>&1 & echo {shlex.quote(key)} $!")
+        lines.append(f"__launch {shlex.quote(key)} {int(step)}")
     return "\n".join(lines) + "\n"
 
 
-def poll_script(remote_dir: str, keys: list[str], squeue_argv: list[str] | None = None) -> str:
-    """For each task: 'key state alive' (alive: 1 if its launcher process runs, else 0);
-    with squeue_argv, first squeue's lines prefixed by 'Q|' (remote Slurm: one round trip)."""
+def poll_script(remote_dir: str, keys: list[str], squeue_argv: list[str] | None = None,
+                grace: float = LAUNCH_GRACE) -> str:
+    """For each task: 'key state alive'; alive is 1 when its launcher runs (the pid its launch
+    recorded, else the pid of a `start` line logged since that launch), 2 when it is still
+    launching (launched less than `grace` seconds ago, its launcher neither alive nor started
+    since: it may not have recorded itself yet), else 0. With squeue_argv, first squeue's lines
+    prefixed by 'Q|', or 'Q-FAILED' (remote Slurm: one round trip)."""
     quoted = " ".join(shlex.quote(k) for k in keys)
-    squeue = f"{shlex.join(squeue_argv)} | sed 's/^/Q|/' || echo 'Q-FAILED'\n" if squeue_argv else ""
+    squeue = f"{{ {shlex.join(squeue_argv)} | sed 's/^/Q|/'; }} || echo 'Q-FAILED'\n" if squeue_argv else ""
     return f"""cd {shlex.quote(remote_dir)} || exit 3
-{squeue}for k in {quoted}; do
+set -o pipefail
+{squeue}printf -v now '%(%s)T' -1
+for k in {quoted}; do
+  d=.drypipe/$k
   s=none
-  for f in .drypipe/"$k"/state.*; do [[ -e $f ]] && s=${{f##*/state.}}; done
-  alive=0
-  if [[ -f .drypipe/$k/drypipe.log ]]; then
-    pid=$(grep -o ' pid=[0-9]*' .drypipe/"$k"/drypipe.log | tail -n 1 | cut -d= -f2)
-    [[ -n $pid && -d /proc/$pid ]] && alive=1
+  for f in "$d"/state.*; do [[ -e $f ]] && s=${{f##*/state.}}; done
+  alive=0 lp= lt= sl=
+  [[ -f $d/{LAUNCH_RECORD} ]] && read -r lp lt _ < "$d/{LAUNCH_RECORD}"
+  if [[ $lp =~ ^[0-9]+$ && -d /proc/$lp ]]; then
+    alive=1
+  else
+    if [[ -f $d/drypipe.log ]]; then
+      while IFS= read -r line; do [[ $line == *" start step="*" pid="* ]] && sl=$line; done < "$d/drypipe.log"
+    fi
+    started=0
+    if [[ -n $sl ]]; then
+      ep=${{sl#* }}; ep=${{ep%% *}}; ep=${{ep%.*}}
+      if [[ ! $lt =~ ^[0-9]+$ || ! $ep =~ ^[0-9]+$ ]] || (( ep >= lt )); then
+        started=1
+        p=${{sl##* pid=}}; p=${{p%% *}}
+        [[ $p =~ ^[0-9]+$ && -d /proc/$p ]] && alive=1
+      fi
+    fi
+    if (( ! started )) && [[ $lt =~ ^[0-9]+$ ]] && (( now - lt < {int(grace)} )); then alive=2; fi
   fi
   echo "$k $s $alive"
 done
@@ -100,13 +158,14 @@ done
 
 
 def parse_poll(stdout: str) -> dict[str, tuple[str, bool]]:
+    """key -> (state file name or 'none', launcher running or still launching)."""
     out = {}
     for line in stdout.splitlines():
         if line.startswith("Q"):
             continue
         parts = line.split()
         if len(parts) == 3:
-            out[parts[0]] = (parts[1], parts[2] == "1")
+            out[parts[0]] = (parts[1], parts[2] in ("1", "2"))
     return out
 
 
@@ -126,6 +185,80 @@ def squeue_lines(stdout: str) -> str | None:
     return "\n".join(line[2:] for line in stdout.splitlines() if line.startswith("Q|"))
 
 
-def sbatch_script(remote_dir: str, argv: list[str]) -> str:
-    """Run sbatch in the remote instance dir (the jobs' working dir)."""
-    return f"cd {shlex.quote(remote_dir)} || exit 3\n{shlex.join(argv)}\n"
+def sbatch_script(remote_dir: str, argv: list[str], job_id_file: str | None = None) -> str:
+    """Run sbatch (--parsable) in the remote instance dir (the jobs' working dir); with
+    job_id_file (relative to it), also append the job id there, on the host: found again
+    even when the orchestrator dies before it records the answer."""
+    head = f"cd {shlex.quote(remote_dir)} || exit 3\n"
+    if not job_id_file:
+        return f"{head}{shlex.join(argv)}\n"
+    return (f"{head}out=$({shlex.join(argv)})\nrc=$?\n"
+            '[[ -n $out ]] && printf \'%s\\n\' "$out"\n'
+            "(( rc == 0 )) || exit $rc\n"
+            "job=${out##*$'\\n'}; job=${job%%;*}\n"
+            f"[[ $job =~ ^[0-9]+$ ]] && printf '%s\\n' \"$job\" >> {shlex.quote(job_id_file)}\n"
+            "exit 0\n")
+
+
+# -- recovering remote Slurm job ids (an orchestrator died between sbatch and its commit) ------------
+
+def squeue_comments_argv(job_name: str) -> list[str]:
+    """squeue of an instance's jobs (array elements one per line) with their --comment, which is
+    the name of the array dir they were submitted from."""
+    return ["squeue", "-h", "-r", "-t", "all", f"--name={job_name}", "-o", "%i|%k"]
+
+
+def last_array_listing(listings: dict[str, list[str]], keys, made: dict[str, float] | None = None,
+                       launched_at: dict[str, float] | None = None) -> dict[str, tuple[str, int]]:
+    """key -> (array dir name, index) of the last array dir (by number) listing the key.
+
+    listings: array dir name -> its task keys (line i = index i). With made (dir -> time its
+    task-keys.tsv was written) and launched_at (key -> its launch time), a dir written before
+    the key's launch is an earlier attempt's and does not count."""
+    wanted = set(keys)
+    out: dict[str, tuple[str, int]] = {}
+    for d in sorted(listings, key=int):
+        for i, k in enumerate(listings[d]):
+            if k not in wanted:
+                continue
+            if made is not None and launched_at and k in launched_at and made.get(d, 0.0) < launched_at[k] - 1.0:
+                continue
+            out[k] = (d, i)
+    return out
+
+
+def recover_jobs_script(remote_dir: str, dirs: list[str], squeue_argv: list[str]) -> str:
+    """For each array dir (name under .drypipe/_arrays) whose job-id file on the host has a
+    job id: 'J|dir|job'; then squeue's 'job|comment' lines prefixed by 'C|' (or 'C-FAILED')."""
+    quoted = " ".join(shlex.quote(d) for d in dirs)
+    return f"""cd {shlex.quote(remote_dir)} || exit 3
+set -o pipefail
+for d in {quoted}; do
+  j=
+  f=.drypipe/_arrays/$d/job-id
+  if [[ -f $f ]]; then while IFS= read -r line; do [[ -n $line ]] && j=$line; done < "$f"; fi
+  [[ -n $j ]] && echo "J|$d|$j"
+done
+{{ {shlex.join(squeue_argv)} | sed 's/^/C|/'; }} || echo 'C-FAILED'
+"""
+
+
+def parse_recover_jobs(stdout: str) -> dict[str, str]:
+    """Array dir name -> its array job id, from recover_jobs_script's output: the host's job-id
+    file, else the first squeue line whose comment is the dir's name."""
+    files: dict[str, str] = {}
+    comments: dict[str, str] = {}
+    for line in stdout.splitlines():
+        parts = line.strip().split("|")
+        if parts[0] == "J" and len(parts) == 3 and parts[2].isdigit():
+            files[parts[1]] = parts[2]
+        elif parts[0] == "C" and len(parts) >= 3 and parts[1]:
+            job = parts[1].split("_")[0]
+            if job.isdigit():
+                comments.setdefault(parts[2], job)
+    return {**comments, **files}
+
+
+def array_job_ids(last: dict[str, tuple[str, int]], jobs: dict[str, str]) -> dict[str, str]:
+    """key -> '<array job>_<index>' for the keys whose array dir's job is known."""
+    return {k: f"{jobs[d]}_{i}" for k, (d, i) in last.items() if jobs.get(d)}

@@ -13,7 +13,6 @@ from ..state import statefile
 
 DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 """The directory DryPipe's package is imported from (put on task python paths, uploaded to hosts)."""
-_DRYPIPE_ROOT = DRYPIPE_ROOT  # the former name, still imported by scheduler/remote_tasks.py
 
 
 def _write(path: str, text: str, mode: int) -> None:

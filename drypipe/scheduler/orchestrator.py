@@ -22,7 +22,7 @@ from ..dsl.pipeline import Pipeline, generate
 from ..errors import DryPipeError, InstanceError, InvalidPipeline
 from ..executors.local import LocalExecutor
 from ..executors.remote import RemoteExecutor
-from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor
+from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, parse_pending_job_id
 from ..state import db, machine, statefile
 from ..state import states as S
 from ..state.lock import InstanceLock
@@ -305,6 +305,8 @@ class Orchestrator:
         its start step, retried like any failure."""
         if n.state == S.READY:
             self.fire(n, "launch", mirror=False)
+        if parse_pending_job_id(n.job_id):
+            n.job_id = None  # its job was never submitted
         self.fire(n, "failed", step=n.start_step, message=message)
         self.reporter.task_ended(self, n)
 
@@ -334,7 +336,7 @@ class Orchestrator:
             recovery.ingest(self, self.graph.nodes[e.key], None, slurm=e)
         remote_tasks.poll(self)
 
-    def launch_round(self, until: str | None = None, held: list[str] | None = None) -> None:
+    def launch_round(self, until: str | None = None, held: list[str] | None = None, cap_remote: bool = True) -> None:
         """Materialize ready tasks up to capacity, commit the round, then start them:
         local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
         capacity = self.local.capacity()
@@ -359,6 +361,9 @@ class Orchestrator:
                 batch.append((n, script))
                 capacity -= 1
         nonlocal_tasks, slurm_batch = slurm_batch, []
+        if cap_remote and nonlocal_tasks:  # at most max_parallel remote processes per host
+            nonlocal_tasks, held_back = remote_tasks.take(self, nonlocal_tasks)
+            self.ready.extend(held_back)  # still ready, nothing fired: launched in a later round
         for n in nonlocal_tasks:
             if n.state != S.READY:
                 continue

@@ -8,7 +8,9 @@ import logging
 import os
 
 from ..conf import TaskConf
+from ..errors import DryPipeError
 from ..executors.local import is_launcher_alive, running_launchers
+from ..executors.remote import HostUnreachable
 from ..executors.slurm import ended_state, parse_pending_job_id
 from ..runtime.render import parse_output_vars
 from ..state import statefile
@@ -121,7 +123,10 @@ def repair_state_files(orch) -> None:
 def reattach(orch, active: list[Node]) -> None:
     """Tasks the DB says are running (an earlier orchestrator died): watch those whose
     launcher (or job) still runs, ingest the others (relaunched if they never started)."""
-    for n in [n for n in active if n.conf.is_remote]:  # the next poll of its host tells
+    remote = [n for n in active if n.conf.is_remote]
+    recover_remote_jobs(orch, [n for n in remote if n.executer_type == "slurm"
+                               and (not n.job_id or parse_pending_job_id(n.job_id))])
+    for n in remote:  # the next poll of its host tells
         orch.remote.watch(orch.remote.host_for(n.conf), n.key,
                           n.job_id if n.executer_type == "slurm" else None)
     active = [n for n in active if not n.conf.is_remote]
@@ -152,6 +157,28 @@ def reattach(orch, active: list[Node]) -> None:
             catch_up(orch, n)
             continue
         ingest(orch, n, None)
+
+
+def recover_remote_jobs(orch, nodes: list[Node]) -> None:
+    """Remote Slurm tasks whose job id was not recorded (a crash between the remote sbatch and
+    the commit): found from the array dir's job-id file, the host's copy, or its squeue."""
+    by_host: dict[int, tuple] = {}
+    for n in nodes:
+        h = orch.remote.host_for(n.conf)
+        by_host.setdefault(id(h), (h, []))[1].append(n)
+    for h, group in by_host.values():
+        try:
+            found = orch.remote.recover_array_jobs(h, [n.key for n in group],
+                                                   {n.key: n.launched_at for n in group if n.launched_at})
+        except (HostUnreachable, DryPipeError) as e:
+            log.warning("%s: cannot recover remote Slurm job ids: %s", h.spec.label, e)
+            found = {}
+        for n in group:
+            if n.key in found:
+                orch.set_job_id(n, found[n.key])
+            elif parse_pending_job_id(n.job_id):
+                n.job_id = None  # never submitted: the poll sees no launch, it is relaunched
+                orch.store.touch(n)
 
 
 def catch_up(orch, n: Node) -> None:

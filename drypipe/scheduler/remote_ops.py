@@ -47,7 +47,7 @@ def upload_drypipe(orch, key: str) -> str:
     n, h = _remote_node(orch, key)
     python = n.conf.python_bin or "python3"
     orch.remote.prepare_host(h, True, orch.materializer.code_dir, DRYPIPE_ROOT, python,
-                             remote_tasks._packages([n]))
+                             remote_tasks.packages([n]))
     return f"{h.spec.label}:{h.remote_dir}/.drypipe"
 
 

@@ -7,11 +7,11 @@ import time
 
 from ..errors import DryPipeError
 from ..executors.remote import HostUnreachable
-from ..executors.slurm import SlurmEnded, write_array_dir
+from ..executors.slurm import SlurmEnded, parse_pending_job_id, pending_job_id, write_array_dir
 from ..state import statefile
 from ..state import states as S
 from . import recovery, slurm_tasks
-from .materialize import _DRYPIPE_ROOT, import_root, task_dir, upload_paths
+from .materialize import DRYPIPE_ROOT, import_root, task_dir, upload_paths
 
 RETRY_UNREACHABLE_EVERY = 2.0
 
@@ -19,6 +19,49 @@ RETRY_UNREACHABLE_EVERY = 2.0
 def unreachable_timeout() -> float:
     """How long a run waits for an unreachable host before stopping (its tasks stay resumable)."""
     return float(os.environ.get("DRYPIPE_SSH_UNREACHABLE_TIMEOUT", "300"))
+
+
+def take(orch, nodes) -> tuple[list, list]:
+    """Split ready tasks into (to launch now, held back): at most
+    RemoteExecutor.max_parallel(host) remote process tasks (not Slurm jobs) run at once per
+    host, counting those already watched there. Tasks that are not remote process tasks, or
+    not ready, pass through, as do the tasks of a host whose cap cannot be known now (invalid
+    ssh_specs, host unreachable, base dir missing): launch() fails or defers those. Held-back
+    tasks stay ready: the caller leaves them in orch.ready, without firing anything.
+
+    Call it in Orchestrator.launch_round before the tasks are marked launched; asks a host its
+    CPU count once (the first command sent to it) unless DRYPIPE_REMOTE_MAX_PARALLEL is set."""
+    from ..executors.remote import env_max_parallel
+    env_max_parallel()  # an invalid value is an error, whatever the hosts
+    to_launch, held = [], []
+    free: dict[int, int | None] = {}  # id(host) -> free slots (None: unknown, no cap applied)
+    decided: dict[int, bool] = {}  # id(node) -> launched (a node queued twice is decided once)
+    for n in nodes:
+        if not n.conf.is_remote or n.executer_type == "slurm" or n.state != S.READY:
+            to_launch.append(n)
+            continue
+        if id(n) in decided:
+            if decided[id(n)]:
+                to_launch.append(n)  # skipped by launch_round: no longer ready by then
+            continue
+        try:
+            h = orch.remote.host_for(n.conf)
+        except DryPipeError:
+            to_launch.append(n)
+            continue
+        if id(h) not in free:
+            try:
+                cap = orch.remote.max_parallel(h)
+                free[id(h)] = cap - len(orch.remote.running_processes(h))
+            except (HostUnreachable, DryPipeError):
+                free[id(h)] = None
+        slots = free[id(h)]
+        go = slots is None or slots > 0
+        if go and slots is not None:
+            free[id(h)] = slots - 1
+        decided[id(n)] = go
+        (to_launch if go else held).append(n)
+    return to_launch, held
 
 
 def launch(orch, nodes) -> None:
@@ -36,8 +79,8 @@ def launch(orch, nodes) -> None:
             kinds = {s["kind"] for n in group for s in n.spec["steps"]}
             python = group[0].conf.python_bin or "python3"
             # the code dir always: bash snippets may use $__pipeline_code_dir/<anything>
-            extra = orch.remote.prepare_host(h, "python" in kinds, orch.materializer.code_dir, _DRYPIPE_ROOT,
-                                             python, _packages(group), need_code=True)
+            extra = orch.remote.prepare_host(h, "python" in kinds, orch.materializer.code_dir, DRYPIPE_ROOT,
+                                             python, packages(group), need_code=True)
             slurm = [n for n in group if n.executer_type == "slurm"]
             procs = [n for n in group if n.executer_type != "slurm"]
             if procs:
@@ -52,6 +95,11 @@ def launch(orch, nodes) -> None:
             for nodes in by_conf.values():
                 array_dir = slurm_tasks.new_array_dir(orch)
                 write_array_dir(orch.instance_dir, array_dir, [(n.key, n.start_step) for n in nodes])
+                rel = os.path.relpath(array_dir, orch.instance_dir)
+                for i, n in enumerate(nodes):  # where a crash recovery finds the job
+                    n.job_id = pending_job_id(rel, i)
+                    orch.store.touch(n)
+                orch.store.flush()
                 items = [(n.key, n.start_step, upload_paths(orch.instance_dir, n.spec)) for n in nodes]
                 ids = orch.remote.sbatch(h, nodes[0].conf, array_dir, items, extra)
                 extra = []
@@ -71,7 +119,7 @@ def launch(orch, nodes) -> None:
         h.unreachable_since = None
 
 
-def _packages(nodes) -> dict[str, str]:
+def packages(nodes) -> dict[str, str]:
     """Top-level package name -> local dir, for the dotted modules of python steps."""
     out = {}
     for n in nodes:
@@ -94,6 +142,8 @@ def _packages(nodes) -> dict[str, str]:
 
 def defer(orch, n, reason: str) -> None:
     """The host is unreachable: back to ready, retried later (not a failure)."""
+    if parse_pending_job_id(n.job_id):
+        n.job_id = None
     orch.fire(n, "launch-lost", message=f"host unreachable: {reason}")
     orch.deferred.append((time.monotonic() + RETRY_UNREACHABLE_EVERY, n))
 
