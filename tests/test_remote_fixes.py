@@ -186,51 +186,6 @@ def test_remote_process_tasks_are_capped_by_the_hosts_cpu_count(ssh, base, insta
     assert len(keys) == n and most == cpus
 
 
-def test_take_splits_ready_remote_tasks_by_host_capacity(monkeypatch):
-    """remote_tasks.take, without a host: its CPU count is known, some tasks already run there."""
-    from drypipe.conf import TaskConf
-    from drypipe.executors.remote import RemoteExecutor
-    from drypipe.scheduler import remote_tasks
-    from drypipe.state import states as S
-
-    monkeypatch.delenv("DRYPIPE_REMOTE_MAX_PARALLEL", raising=False)
-    remote = RemoteExecutor("/local/inst")
-    conf_a = TaskConf(ssh_specs="me@a:/k", remote_base_dir="/b")
-    conf_b = TaskConf(ssh_specs="me@b:/k", remote_base_dir="/b")
-    slurm_a = TaskConf(ssh_specs="me@a:/k", remote_base_dir="/b", executer_type="slurm")
-    ha, hb = remote.host_for(conf_a), remote.host_for(conf_b)
-    for h, cpus in ((ha, 3), (hb, 1)):
-        h.prepared, h.cpus = True, cpus
-
-    class N:
-        def __init__(self, key, conf):
-            self.key, self.conf, self.executer_type, self.state = key, conf, conf.executer_type, S.READY
-
-    class G:
-        nodes = {}
-
-    class Orch:
-        graph = G()
-
-    orch = Orch()
-    orch.remote = remote
-    running = N("run-a", conf_a)
-    running.state = S.LAUNCHED
-    job = N("job-a", slurm_a)
-    job.state = S.LAUNCHED
-    G.nodes = {"run-a": running, "job-a": job}
-    remote.watch(ha, "run-a")
-    remote.watch(ha, "job-a", "12_0")  # a Slurm job: not counted
-    nodes = [N(f"a{i}", conf_a) for i in range(4)] + [N(f"b{i}", conf_b) for i in range(2)] + \
-        [N(f"s{i}", slurm_a) for i in range(5)]
-    to_launch, held = remote_tasks.take(orch, nodes)
-    assert [n.key for n in to_launch] == ["a0", "a1", "b0"] + [f"s{i}" for i in range(5)]
-    assert [n.key for n in held] == ["a2", "a3", "b1"]
-    monkeypatch.setenv("DRYPIPE_REMOTE_MAX_PARALLEL", "4")
-    to_launch, held = remote_tasks.take(orch, nodes)
-    assert [n.key for n in held] == ["a3"]  # 4 - 1 running on a; 4 on b
-
-
 # ---------------------------------------------------------------- 3. remote Slurm job ids
 
 # `drypipe run` that dies right after remote_tasks.launch returned (the remote sbatch answered),

@@ -279,3 +279,33 @@ def test_recover_jobs_script_reads_the_hosts_job_id_files_then_squeue(tmp_path):
     env = _stub(tmp_path, "squeue", "exit 1\n")
     out = _bash(sx.recover_jobs_script(str(inst), ["8"], argv), env=env, check=True).stdout
     assert out == "C-FAILED\n"
+
+
+def test_launch_with_a_cap_queues_the_rest_on_the_host_and_runs_each_once(tmp_path):
+    """6 tasks, at most 2 at once, launched in two commands: the host's queue runner starts the
+    waiting ones as launchers end; none runs twice, never more than 2 at once."""
+    import time
+    inst = tmp_path / "inst"
+    keys = [f"k{i}" for i in range(6)]
+    for k in keys:
+        d = inst / ".drypipe" / k
+        d.mkdir(parents=True)
+        (d / "task").write_text(f'cd "$(dirname "$0")"; echo "{k} start $EPOCHREALTIME" >> ../../times; '
+                                f'sleep 0.3; echo "{k} end $EPOCHREALTIME" >> ../../times; : > done\n')
+    first = sx.parse_launch(_bash(sx.launch_script(str(inst), [(k, 0) for k in keys[:4]], 2), check=True).stdout)
+    second = sx.parse_launch(_bash(sx.launch_script(str(inst), [(k, 0) for k in keys[4:]], 2), check=True).stdout)
+    assert set(first) | set(second) == set(keys)
+    deadline = time.monotonic() + 20
+    while not all((inst / ".drypipe" / k / "done").exists() for k in keys) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = (inst / "times").read_text().splitlines()
+    assert sorted(line.split()[0] for line in lines if " start " in line) == keys  # each once
+    events = sorted((float(at), 0 if what == "end" else 1) for _, what, at in (line.split() for line in lines))
+    running = most = 0
+    for _, start in events:
+        running += 1 if start else -1
+        most = max(most, running)
+    assert most == 2
+    while (inst / ".drypipe" / "_remote_queue" / "runner").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (inst / ".drypipe" / "_remote_queue" / "runner").exists()  # the runner left when done

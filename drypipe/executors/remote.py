@@ -265,7 +265,8 @@ class RemoteExecutor:
             paths.append(f".drypipe/{key}/task")
             paths.extend(files)
         self.rsync(host, sorted(set(paths)), upload=True)
-        rc, out, err = self._run(host, sx.launch_script(host.remote_dir, [(k, s) for k, s, _ in items]))
+        rc, out, err = self._run(host, sx.launch_script(host.remote_dir, [(k, s) for k, s, _ in items],
+                                                         self.max_parallel(host)))
         if rc != 0:
             raise DryPipeError(f"{host.spec.label}: launching tasks failed: {err.strip()[-300:]}")
         pids = sx.parse_launch(out)

@@ -95,25 +95,103 @@ def parse_cpus(stdout: str) -> int | None:
     return None
 
 
-def launch_script(remote_dir: str, items: list[tuple[str, int]]) -> str:
+QUEUE_DIR = ".drypipe/_remote_queue"  # on a host: the tasks waiting for a free slot, and its runner
+
+# The runner of a host's queue: while tasks wait, launch the next one whenever fewer than `max`
+# launchers (listed in `live`) still run. It exits when the queue is empty; the next launch
+# that queues a task starts another. Every change of the queue happens under its flock.
+_QUEUE_RUNNER = r"""q=.drypipe/_remote_queue
+exec 9> "$q/lock"
+while :; do
+  flock 9
+  read -r max < "$q/max" 2>/dev/null || max=1
+  n=0 keep=
+  if [[ -f $q/live ]]; then
+    while read -r p k; do [[ -d /proc/$p ]] && { n=$((n + 1)); keep+="$p $k"$'\n'; }; done < "$q/live"
+  fi
+  printf '%s' "$keep" > "$q/live"
+  if [[ ! -s $q/pending ]]; then rm -f "$q/runner"; flock -u 9; exit 0; fi
+  while (( n < max )) && [[ -s $q/pending ]]; do
+    read -r k s < "$q/pending"; sed -i 1d "$q/pending"
+    setsid bash ".drypipe/$k/task" run "$s" </dev/null >/dev/null 2>&1 &
+    printf -v t '%(%s)T' -1
+    printf '%s %s\n' "$!" "$t" > ".drypipe/$k/remote-launch"
+    printf '%s %s\n' "$!" "$k" >> "$q/live"
+    n=$((n + 1))
+  done
+  flock -u 9
+  sleep 0.05
+done
+"""
+
+# launch_script's pieces: reset a task dir's state file; launch one task and record it
+_LAUNCH_FUNCTIONS = r"""printf -v __now '%(%s)T' -1
+__reset() {
+  local d=.drypipe/$1 f
+  for f in "$d"/state.*; do [[ -e $f && $f != "$d/state.launched" ]] && rm -f -- "$f"; done
+  : > "$d/state.launched"
+}
+__launch() {
+  local d=.drypipe/$1
+  __reset "$1"
+  setsid bash "$d/task" run "$2" </dev/null >/dev/null 2>&1 &
+  printf '%s %s\n' "$!" "$__now" > "$d/remote-launch"
+  printf '%s %s\n' "$1" "$!"
+}
+"""
+
+# With a cap: launch while fewer than `max` launchers of the host's queue run, queue the rest
+# (starting the queue's runner if none runs), all under the queue's flock.
+_QUEUED_LAUNCH = r"""q=.drypipe/_remote_queue
+mkdir -p "$q"
+exec 9> "$q/lock"
+flock 9
+printf '%s\n' "$__max" > "$q/max"
+__n=0 __keep=
+if [[ -f $q/live ]]; then
+  while read -r p k; do [[ -d /proc/$p ]] && { __n=$((__n + 1)); __keep+="$p $k"$'\n'; }; done < "$q/live"
+fi
+printf '%s' "$__keep" > "$q/live"
+__runner=
+[[ -f $q/runner ]] && read -r __runner < "$q/runner"
+[[ -n $__runner && -d /proc/$__runner ]] || __runner=
+__item() {
+  if (( __n < __max )) && [[ ! -s $q/pending ]]; then
+    __launch "$1" "$2"; printf '%s %s\n' "$!" "$1" >> "$q/live"; __n=$((__n + 1))
+  else
+    __reset "$1"; printf '%s %s\n' "$1" "$2" >> "$q/pending"
+    if [[ -z $__runner ]]; then
+      printf '%s' "$__runner_script" > "$q/runner.sh"
+      setsid bash "$q/runner.sh" </dev/null >/dev/null 2>&1 &
+      __runner=$!; printf '%s\n' "$__runner" > "$q/runner"
+    fi
+    printf '%s %s\n' "$__runner" "$__now" > ".drypipe/$1/remote-launch"
+    printf '%s %s\n' "$1" "$__runner"
+  fi
+}
+"""
+
+
+def launch_script(remote_dir: str, items: list[tuple[str, int]], max_parallel: int | None = None) -> str:
     """Start tasks detached on the remote host; prints 'key pid' per task.
 
     Before it returns, each launch is recorded in the task dir (LAUNCH_RECORD: the launcher's
     pid, from $!, and the launch time): a poll right after it sees the launcher alive, even
     when the launcher is slow to log its `start ... pid=` line. The task dir's state file is
-    made `launched` first: an earlier attempt's ending there is not this attempt's."""
-    lines = [f"cd {shlex.quote(remote_dir)} || exit 3",
-             "printf -v __now '%(%s)T' -1",
-             "__launch() {",
-             "  local d=.drypipe/$1 f",
-             '  for f in "$d"/state.*; do [[ -e $f && $f != "$d/state.launched" ]] && rm -f -- "$f"; done',
-             '  : > "$d/state.launched"',
-             '  setsid bash "$d/task" run "$2" </dev/null >/dev/null 2>&1 &',
-             f"  printf '%s %s\\n' \"$!\" \"$__now\" > \"$d/{LAUNCH_RECORD}\"",
-             "  printf '%s %s\\n' \"$1\" \"$!\"",
-             "}"]
-    for key, step in items:
-        lines.append(f"__launch {shlex.quote(key)} {int(step)}")
+    made `launched` first: an earlier attempt's ending there is not this attempt's.
+
+    With max_parallel, at most that many launchers run at once on the host (those of earlier
+    launches included): the others wait in the host's queue (QUEUE_DIR), started by its runner
+    as launchers end, with no round trip per task; a queued task's launch record names the
+    runner until its own launcher starts."""
+    assert LAUNCH_RECORD == "remote-launch" and QUEUE_DIR == ".drypipe/_remote_queue"  # as the scripts say
+    lines = [f"cd {shlex.quote(remote_dir)} || exit 3", _LAUNCH_FUNCTIONS]
+    if max_parallel is None:
+        lines += [f"__launch {shlex.quote(k)} {int(s)}" for k, s in items]
+    else:
+        lines += [f"__max={int(max_parallel)}", f"__runner_script={shlex.quote(_QUEUE_RUNNER)}", _QUEUED_LAUNCH]
+        lines += [f"__item {shlex.quote(k)} {int(s)}" for k, s in items]
+        lines.append("flock -u 9")
     return "\n".join(lines) + "\n"
 
 

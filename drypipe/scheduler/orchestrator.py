@@ -336,7 +336,7 @@ class Orchestrator:
             recovery.ingest(self, self.graph.nodes[e.key], None, slurm=e)
         remote_tasks.poll(self)
 
-    def launch_round(self, until: str | None = None, held: list[str] | None = None, cap_remote: bool = True) -> None:
+    def launch_round(self, until: str | None = None, held: list[str] | None = None) -> None:
         """Materialize ready tasks up to capacity, commit the round, then start them:
         local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
         capacity = self.local.capacity()
@@ -361,9 +361,6 @@ class Orchestrator:
                 batch.append((n, script))
                 capacity -= 1
         nonlocal_tasks, slurm_batch = slurm_batch, []
-        if cap_remote and nonlocal_tasks:  # at most max_parallel remote processes per host
-            nonlocal_tasks, held_back = remote_tasks.take(self, nonlocal_tasks)
-            self.ready.extend(held_back)  # still ready, nothing fired: launched in a later round
         for n in nonlocal_tasks:
             if n.state != S.READY:
                 continue

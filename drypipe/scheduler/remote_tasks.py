@@ -21,49 +21,6 @@ def unreachable_timeout() -> float:
     return float(os.environ.get("DRYPIPE_SSH_UNREACHABLE_TIMEOUT", "300"))
 
 
-def take(orch, nodes) -> tuple[list, list]:
-    """Split ready tasks into (to launch now, held back): at most
-    RemoteExecutor.max_parallel(host) remote process tasks (not Slurm jobs) run at once per
-    host, counting those already watched there. Tasks that are not remote process tasks, or
-    not ready, pass through, as do the tasks of a host whose cap cannot be known now (invalid
-    ssh_specs, host unreachable, base dir missing): launch() fails or defers those. Held-back
-    tasks stay ready: the caller leaves them in orch.ready, without firing anything.
-
-    Call it in Orchestrator.launch_round before the tasks are marked launched; asks a host its
-    CPU count once (the first command sent to it) unless DRYPIPE_REMOTE_MAX_PARALLEL is set."""
-    from ..executors.remote import env_max_parallel
-    env_max_parallel()  # an invalid value is an error, whatever the hosts
-    to_launch, held = [], []
-    free: dict[int, int | None] = {}  # id(host) -> free slots (None: unknown, no cap applied)
-    decided: dict[int, bool] = {}  # id(node) -> launched (a node queued twice is decided once)
-    for n in nodes:
-        if not n.conf.is_remote or n.executer_type == "slurm" or n.state != S.READY:
-            to_launch.append(n)
-            continue
-        if id(n) in decided:
-            if decided[id(n)]:
-                to_launch.append(n)  # skipped by launch_round: no longer ready by then
-            continue
-        try:
-            h = orch.remote.host_for(n.conf)
-        except DryPipeError:
-            to_launch.append(n)
-            continue
-        if id(h) not in free:
-            try:
-                cap = orch.remote.max_parallel(h)
-                free[id(h)] = cap - len(orch.remote.running_processes(h))
-            except (HostUnreachable, DryPipeError):
-                free[id(h)] = None
-        slots = free[id(h)]
-        go = slots is None or slots > 0
-        if go and slots is not None:
-            free[id(h)] = slots - 1
-        decided[id(n)] = go
-        (to_launch if go else held).append(n)
-    return to_launch, held
-
-
 def launch(orch, nodes) -> None:
     """Upload and start remote tasks: per host, one rsync and one command."""
     by_host = {}

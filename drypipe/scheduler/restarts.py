@@ -90,7 +90,7 @@ def run_tasks(orch, keys, wait: bool = True):
         orch.local.max_parallel = max(orch.local.max_parallel, len(orch.ready) + orch.local.running)
     try:
         while orch.ready or (wait and (orch.local.running or orch.slurm.running or orch.remote.running)):
-            orch.launch_round(cap_remote=wait)  # detached: all at once (nothing waits to launch more)
+            orch.launch_round()
             if not wait:
                 if not orch.ready:
                     break
