@@ -309,3 +309,23 @@ def test_launch_with_a_cap_queues_the_rest_on_the_host_and_runs_each_once(tmp_pa
     while (inst / ".drypipe" / "_remote_queue" / "runner").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not (inst / ".drypipe" / "_remote_queue" / "runner").exists()  # the runner left when done
+
+
+def test_every_backend_implements_the_executor_contract(tmp_path):
+    from drypipe.executors.base import Executor
+    from drypipe.executors.local import LocalExecutor
+    from drypipe.executors.remote import RemoteExecutor
+    from drypipe.executors.slurm import SlurmExecutor
+    for ex in (LocalExecutor(str(tmp_path / "runtime.sh")), SlurmExecutor(str(tmp_path)), RemoteExecutor(str(tmp_path))):
+        assert isinstance(ex, Executor) and ex.running == 0 and ex.poll(0) == []
+        ex.close()
+
+
+def test_kill_script_runs_task_kill_in_each_remote_task_dir(tmp_path):
+    inst = tmp_path / "inst"
+    for k in ("a", "b'c"):
+        d = inst / ".drypipe" / k
+        d.mkdir(parents=True)
+        (d / "task").write_text('[[ $1 == kill ]] && : > "$(dirname "$0")/killed"\n')
+    _bash(sx.kill_script(str(inst), ["a", "b'c", "absent"]), check=True)
+    assert (inst / ".drypipe" / "a" / "killed").exists() and (inst / ".drypipe" / "b'c" / "killed").exists()

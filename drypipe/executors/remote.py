@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import DryPipeError
 from ..state import states as S
 from . import ssh_text as sx
-from .base import Ended
+from .base import Ended, Executor
 
 log = logging.getLogger("drypipe.remote")
 
@@ -125,7 +125,7 @@ def python_uploads(drypipe_root: str, packages: dict[str, str]) -> list[tuple[st
         [(path, f"_python/{name}") for name, path in sorted(packages.items())]
 
 
-class RemoteExecutor:
+class RemoteExecutor(Executor):
     name = "remote"
 
     def __init__(self, instance_dir: str, sleep_schedule=(0.0, 1.0, 3.0, 5.0, 10.0), accept_new: bool | None = None):
@@ -276,10 +276,19 @@ class RemoteExecutor:
         self._poll_index = 0
         return pids
 
-    def watch(self, host: Host, key: str, slurm_job: str | None = None) -> None:
+    def watch(self, key: str, job_id: str | None, host: Host) -> bool:
+        """Watch a task on host: a process (job_id None or 'host:pid') or a Slurm job ('123_4')."""
         host.watched[key] = S.LAUNCHED
-        if slurm_job:
-            host.jobs[key] = slurm_job
+        if job_id and "_" in job_id and ":" not in job_id:
+            host.jobs[key] = job_id
+        return True
+
+    def cancel(self, keys) -> None:
+        """`task kill` of each task on its host (a process group's SIGTERM, or scancel)."""
+        for host in self.hosts.values():
+            mine = [k for k in keys if k in host.watched]
+            if mine:
+                self._run(host, sx.kill_script(host.remote_dir, mine))
 
     def sbatch(self, host: Host, conf, array_dir: str, items: list[tuple[str, int, list[str]]],
                extra: list[str]) -> list[str]:
@@ -312,7 +321,7 @@ class RemoteExecutor:
             f.write(job + "\n")
         ids = [f"{job}_{i}" for i, _ in elements]
         for (_, key), jid in zip(elements, ids):
-            self.watch(host, key, jid)
+            self.watch(key, jid, host)
         self._next_poll = time.monotonic()
         self._poll_index = 0
         return ids
@@ -375,7 +384,11 @@ class RemoteExecutor:
         """Make the next poll() ask the hosts at once (commands run by hand)."""
         self._next_poll = 0.0
 
-    def poll(self) -> tuple[list[Ended], dict[str, str], list[str]]:
+    def poll(self, timeout: float = 0.0) -> list[Ended]:
+        """The Executor contract's poll: the tasks that ended (progress is in poll_hosts)."""
+        return self.poll_hosts()[0]
+
+    def poll_hosts(self) -> tuple[list[Ended], dict[str, str], list[str]]:
         """(ended tasks, key -> new running state, keys on unreachable hosts)."""
         if not self.running or time.monotonic() < self._next_poll:
             return [], {}, []

@@ -195,6 +195,13 @@ def launch_script(remote_dir: str, items: list[tuple[str, int]], max_parallel: i
     return "\n".join(lines) + "\n"
 
 
+def kill_script(remote_dir: str, keys: list[str]) -> str:
+    """`task kill` of each task in its remote task dir (SIGTERM to its group, or scancel)."""
+    lines = [f"cd {shlex.quote(remote_dir)} || exit 3"]
+    lines += [f"bash .drypipe/{shlex.quote(k)}/task kill || :" for k in keys]
+    return "\n".join(lines) + "\n"
+
+
 def poll_script(remote_dir: str, keys: list[str], squeue_argv: list[str] | None = None,
                 grace: float = LAUNCH_GRACE) -> str:
     """For each task: 'key state alive'; alive is 1 when its launcher runs (the pid its launch

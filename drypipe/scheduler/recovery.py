@@ -127,8 +127,8 @@ def reattach(orch, active: list[Node]) -> None:
     recover_remote_jobs(orch, [n for n in remote if n.executer_type == "slurm"
                                and (not n.job_id or parse_pending_job_id(n.job_id))])
     for n in remote:  # the next poll of its host tells
-        orch.remote.watch(orch.remote.host_for(n.conf), n.key,
-                          n.job_id if n.executer_type == "slurm" else None)
+        orch.remote.watch(n.key, n.job_id if n.executer_type == "slurm" else None,
+                          orch.remote.host_for(n.conf))
     active = [n for n in active if not n.conf.is_remote]
     slurm = [n for n in active if n.executer_type == "slurm"]
     pending = {n.key: p for n in slurm if (p := parse_pending_job_id(n.job_id)) is not None}

@@ -97,7 +97,7 @@ def fetch_remote_state(orch, key: str, wait: bool, timeout: float = 24 * 3600) -
     n, h = _remote_node(orch, key)
     if n.state not in S.ACTIVE:
         return n.state_name
-    orch.remote.watch(h, key, n.job_id if n.executer_type == "slurm" else None)
+    orch.remote.watch(key, n.job_id if n.executer_type == "slurm" else None, h)
     deadline = time.monotonic() + timeout
     while True:
         orch.remote.poll_now()
@@ -156,7 +156,7 @@ def array_watch_from_remote(orch, parent: str, wait: bool, timeout: float = 24 *
     keys = [k for _, k, _ in arrays.children(orch, parent)]
     active = [orch.graph.nodes[k] for k in keys if orch.graph.nodes[k].state in S.ACTIVE]
     for n in active:
-        orch.remote.watch(orch.remote.host_for(n.conf), n.key, n.job_id)
+        orch.remote.watch(n.key, n.job_id, orch.remote.host_for(n.conf))
     deadline = time.monotonic() + timeout
     while orch.remote.running:
         orch.remote.poll_now()

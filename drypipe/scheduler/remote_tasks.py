@@ -115,7 +115,7 @@ def release_deferred(orch) -> None:
 
 def poll(orch) -> None:
     """One status round trip per host; mirror progress; download and ingest ended tasks."""
-    ended, progress, _ = orch.remote.poll()
+    ended, progress, _ = orch.remote.poll_hosts()
     for key, name in progress.items():
         n = orch.graph.nodes[key]
         try:
