@@ -68,6 +68,15 @@ def state_file(inst, key):
     return names[0] if len(names) == 1 else names
 
 
+@pytest.fixture(autouse=True)
+def release_waiting_tasks(instance_dir):
+    """Whatever a test did, its tasks waiting on a marker file end with it (no stray process)."""
+    yield
+    if instance_dir.is_dir():
+        for marker in ("go", "release-up", "finish-long"):
+            (instance_dir / marker).touch()
+
+
 # ---- --dry-run writes nothing -------------------------------------------------------------------
 
 @pytest.fixture
