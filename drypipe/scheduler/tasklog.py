@@ -45,22 +45,13 @@ def attempt_offset(task_dir: str, launched_at: float | None) -> int | None:
     """Byte offset in drypipe.log of the current attempt's `start` line: the last one logged
     at or after launched_at (the orchestrator records launched_at before the process exists).
     None when this attempt has not started (yet)."""
-    try:
-        with open(os.path.join(task_dir, "drypipe.log"), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    start = last_start(task_dir)
+    if start is None:
         return None
-    i = data.rfind(b" start step=")
-    if i == -1:
-        return None
-    line_start = data.rfind(b"\n", 0, i) + 1
-    try:
-        at = float(data[line_start:i].split(b" ")[1])
-    except (IndexError, ValueError):
-        return None
+    offset, at, _ = start
     if launched_at is not None and at < launched_at - 2.0:  # an earlier attempt's start
         return None
-    return line_start
+    return offset
 
 
 def last_start(task_dir: str):
