@@ -94,6 +94,9 @@ class DryPipeModel(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory(prefix="drypipe-model-")
         self.inst = __import__("pathlib").Path(self.tmp.name) / "inst"
         TOTALS["examples"] += 1
+        if os.environ.get("DRYPIPE_MODEL_PROGRESS"):  # a long run (make torture) can be watched
+            with open(os.environ["DRYPIPE_MODEL_PROGRESS"], "a") as f:
+                f.write(f"{time.time():.0f} example {TOTALS['examples']} kills {TOTALS['kills']}\n")
 
     # -- rules ---------------------------------------------------------------------------------
     @rule(flag=st.sampled_from([[], ["--restart-failed"], ["--reset-failed"]]))

@@ -514,9 +514,10 @@ def test_poll_reports_a_job_missing_from_squeue_as_vanished(tmp_path):
     (fresh / "task").touch()
     (fresh / "state.launched").touch()
     ex = SlurmExecutor(str(tmp_path), runner=runner)
-    ex.watch("gone", "7_0")
-    ex.watch("alive", "7_1")
-    ex.watch("fresh", "8_0")
+    hour_ago = time.time() - 3600
+    ex.watch("gone", "7_0", hour_ago)
+    ex.watch("alive", "7_1", hour_ago)
+    ex.watch("fresh", "8_0")  # submitted now
     ended = ex.poll(force=True)
     assert [(e.key, e.slurm_state) for e in ended] == [("gone", "VANISHED")]
     assert ex.jobs == {"alive": "7_1", "fresh": "8_0"}

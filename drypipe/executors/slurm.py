@@ -22,6 +22,7 @@ from .base import Ended, Executor
 log = logging.getLogger("drypipe.slurm")
 DEFAULT_SLEEP_SCHEDULE = (0.0, 1.0, 3.0, 5.0, 10.0, 15.0, 20.0)
 SQUEUE_EVERY = 5.0  # at most one squeue per this many seconds: the controller is shared
+JUST_SUBMITTED = 5.0  # a job submitted this recently and not in squeue yet is not "vanished"
 
 
 def run_command(argv: list[str], cwd: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -54,6 +55,7 @@ class SlurmExecutor(Executor):
         self.sleep_schedule = tuple(sleep_schedule) or DEFAULT_SLEEP_SCHEDULE
         self.run = runner
         self.jobs: dict[str, str] = {}  # task key -> job id ('123' or '123_4')
+        self.submitted_at: dict[str, float] = {}  # task key -> when its job was submitted (epoch)
         self._max_array: int | None = None
         self._poll_index = 0
         self._next_poll = 0.0
@@ -133,8 +135,11 @@ class SlurmExecutor(Executor):
                 found[key] = f"{jobs[rel]}_{i}"
         return found
 
-    def watch(self, key: str, job_id: str, *where) -> bool:
+    def watch(self, key: str, job_id: str, submitted_at: float | None = None) -> bool:
+        """Watch a job; submitted_at (epoch): when it was submitted (default: now), since squeue
+        may not list a job in the first instant after sbatch returned."""
         self.jobs[key] = job_id
+        self.submitted_at[key] = time.time() if submitted_at is None else submitted_at
         return True
 
     def cancel(self, keys) -> None:
@@ -157,6 +162,7 @@ class SlurmExecutor(Executor):
             name = statefile.read(os.path.join(self.instance_dir, ".drypipe", key))
             if name == S.COMPLETED or (name or "").startswith(S.FAILED + "."):
                 del self.jobs[key]
+                self.submitted_at.pop(key, None)
                 ended.append(SlurmEnded(key, None, None, None))
             else:  # running, pending, or killed.N (a cancel, or a time limit?): ask Slurm
                 unsettled[key] = jid
@@ -175,11 +181,12 @@ class SlurmExecutor(Executor):
         queue = st.parse_squeue(res.stdout)
         ended = []
         for key, jid in unsettled.items():
-            tdir = os.path.join(self.instance_dir, ".drypipe", key)
             job = queue.get(jid)
             outcome = st.outcome(job[0]) if job else None
-            if (outcome is not None and outcome != "active") or (job is None and not _just_submitted(tdir)):
+            just_submitted = time.time() - self.submitted_at.get(key, 0.0) < JUST_SUBMITTED
+            if (outcome is not None and outcome != "active") or (job is None and not just_submitted):
                 del self.jobs[key]
+                self.submitted_at.pop(key, None)
                 ended.append(SlurmEnded(key, None, job[0] if job else "VANISHED", job[1] if job else None))
         return ended
 
@@ -229,14 +236,6 @@ def write_array_dir(instance_dir: str, array_dir: str, items: list[tuple[str, in
 def read_array_keys(array_dir: str) -> list[tuple[str, int]]:
     with open(os.path.join(array_dir, "task-keys.tsv")) as f:
         return [(k, int(s or 0)) for k, s in (line.rstrip("\n").split("\t") for line in f if line.strip())]
-
-
-def _just_submitted(task_dir: str) -> bool:
-    """squeue may not list a job in the first instant after sbatch returned."""
-    try:
-        return time.time() - os.path.getmtime(os.path.join(task_dir, "task")) < 5
-    except OSError:
-        return False
 
 
 def ended_state(state_file: str | None, ended: SlurmEnded, step: int | None) -> tuple[str, int | None, str | None]:

@@ -141,7 +141,7 @@ def reattach(orch, active: list[Node]) -> None:
             else:
                 n.job_id = None  # sbatch never ran (or its job is long gone): the log tells
         if n.job_id:
-            orch.slurm.watch(n.key, n.job_id)  # the next poll says whether it still runs
+            orch.slurm.watch(n.key, n.job_id, n.launched_at)  # the next poll says whether it still runs
         else:
             ingest(orch, n, None)
     active = [n for n in active if n.executer_type != "slurm"]
