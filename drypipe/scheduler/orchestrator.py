@@ -56,6 +56,8 @@ class Orchestrator:
             self.lock = InstanceLock(self.instance_dir).acquire()
             self.engine = db.open_db(self.instance_dir, create=True)
         self.store = Store(self.engine, dry_run=dry_run)
+        self._mirrors: dict[str, Node] = {}  # state files to write once the next commit is done
+        self.store.on_commit = self._mirror_committed
         self.graph = TaskGraph(self.instance_dir)
         self.meta = self.store.load_meta()
         if pipeline is not None:
@@ -91,13 +93,22 @@ class Orchestrator:
              message: str | None = None, mirror: bool = True) -> None:
         """Apply one event of the state machine to n and record it (committed at the next
         flush, with every other change of the round). With mirror, the task dir's state file
-        (where the task has one) is made to say the new state."""
+        (where the task has one) is made to say the new state once it is committed, or at once
+        for `waiting` (the state before, `ready` or an ending, is what a load repairs)."""
         waiting = event in ("reset", "restart-at-step") and n.pending > 0
         machine.fire(n, event, now() if at is None else at, self._record, step=step, message=message,
                      waiting=waiting)
         if n.state == S.READY and event != "launch-lost":
             self.ready.append(n)  # a stale entry (blocked since) is skipped at launch
         if mirror and not self.dry_run:
+            if n.state == S.WAITING:
+                self.mirror(n)
+            else:
+                self._mirrors[n.key] = n
+
+    def _mirror_committed(self) -> None:
+        mirrors, self._mirrors = self._mirrors, {}
+        for n in mirrors.values():
             self.mirror(n)
 
     def _record(self, n: Node, state: str, step, at: float) -> None:

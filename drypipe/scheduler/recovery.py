@@ -106,8 +106,8 @@ def repair_state_files(orch) -> None:
     """The DB is the truth for tasks not running: make each launched-once task dir hold
     exactly its state file again (edited, deleted or duplicated by hand)."""
     for n in orch.graph.nodes.values():
-        if n.state in S.ACTIVE or n.launched_at is None:
-            continue
+        if n.state in S.ACTIVE or (n.launched_at is None and n.state != S.READY):
+            continue  # (a ready task may have a dir: prepared, or a launch cut short before its commit)
         tdir = task_dir(orch.instance_dir, n.key)
         name = n.state_name
         try:
@@ -117,7 +117,10 @@ def repair_state_files(orch) -> None:
         if found != [name]:
             log.warning("task %s: state files %s repaired to state.%s (the database's)", n.key,
                         found or "(none)", name)
-            statefile.normalize(tdir, name)
+            try:
+                statefile.normalize(tdir, name)
+            except OSError as e:  # an unwritable task dir: its launch will say so
+                log.warning("task %s: cannot repair its state file: %s", n.key, e.strerror)
 
 
 def reattach(orch, active: list[Node]) -> None:

@@ -93,6 +93,7 @@ class Store:
         dry_run: flush() discards what was buffered; nothing is ever written."""
         self.dry_run = dry_run
         self.engine = engine
+        self.on_commit = None  # called after each commit (the orchestrator mirrors state files then)
         self._conf_ids: dict[str, int] = {}
         self._pending_conf: list[tuple[int, str]] = []
         self._new_tasks: list[tuple] = []
@@ -175,6 +176,8 @@ class Store:
             self._discard()
             return
         if not self.has_pending:
+            if self.on_commit is not None:
+                self.on_commit()
             return
         if self._raw is None:
             # the orchestrator's single writer connection, held for the run (no pool round trip)
@@ -210,6 +213,8 @@ class Store:
         finally:
             cur.close()
         self._discard()
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _discard(self) -> None:
         self._meta.clear()
