@@ -277,3 +277,21 @@ def test_restarting_a_completed_task_sends_its_ready_downstream_back_to_waiting(
     inst = Instance(str(instance_dir))
     assert inst.task("down").started_at >= inst.task("up").ended_at
     assert executions(instance_dir) == ["up step0", "up step0", "down step0"]
+
+
+def test_restart_failed_does_not_start_a_task_whose_upstream_was_restarted_and_failed(instance_dir):
+    """Found by the model-based test: b failed; a (completed) was reset and failed; then
+    --restart-failed made b ready and ran it although a had not completed again."""
+    instance_dir.mkdir()
+    (instance_dir / "fail-b").touch()
+    run(instance_dir, "marked_chain", check=False)
+    assert [t.state_name for t in Instance(str(instance_dir)).tasks()] == ["completed", "failed.0"]
+    (instance_dir / "fail-a").touch()
+    dp("restart", "-pid", instance_dir, "--task-key", "a", "--reset", "--wait", check=False)
+    (instance_dir / "fail-b").unlink()
+    run(instance_dir, "marked_chain", "--restart-failed", check=False)  # a fails again: b must wait
+    assert {t.key: t.state_name for t in Instance(str(instance_dir)).tasks()} == {"a": "failed.0", "b": "waiting"}
+    assert executions(instance_dir) == ["a step0", "b step0", "a step0", "a step0"]
+    (instance_dir / "fail-a").unlink()
+    run(instance_dir, "marked_chain", "--restart-failed", check=True)
+    assert executions(instance_dir)[-2:] == ["a step0", "b step0"]

@@ -95,7 +95,7 @@ class Orchestrator:
         flush, with every other change of the round). With mirror, the task dir's state file
         (where the task has one) is made to say the new state once it is committed, or at once
         for `waiting` (the state before, `ready` or an ending, is what a load repairs)."""
-        waiting = event in ("reset", "restart-at-step") and n.pending > 0
+        waiting = event in ("reset", "restart-at-step", "restart", "retry") and n.pending > 0
         machine.fire(n, event, now() if at is None else at, self._record, step=step, message=message,
                      waiting=waiting)
         if n.state == S.READY and event != "launch-lost":

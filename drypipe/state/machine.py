@@ -26,12 +26,14 @@ ended_at, message, start_step, key): the orchestrator's graph nodes. A task is *
 |                 |                              |                  | or the launch was impossible           |
 | killed          | running                      | killed.N         | cancelled, or died without a word      |
 | timed-out       | running                      | timed-out.N      | Slurm time limit                       |
-| retry           | failed.N, timed-out.N        | ready            | automatic retry, resumes at N          |
-| restart         | failed.N, killed.N,          | ready            | --restart-failed, restart: resumes at N|
+| retry           | failed.N, timed-out.N        | ready or waiting | automatic retry, resumes at N          |
+| restart         | failed.N, killed.N,          | ready or waiting | --restart-failed, restart: resumes at N|
 |                 | timed-out.N                  |                  |                                        |
 | reset           | any state not running        | ready or waiting | step 0; output dir cleared after the   |
 |                 |                              |                  | database says so                       |
 | restart-at-step | completed                    | ready or waiting | restart --at-step K (K=0: from start)  |
+
+"ready or waiting": waiting when an upstream is not completed (restarted since the task ran).
 
 "running" is `launched` or `step-started.N`.
 """
@@ -59,8 +61,8 @@ TABLE: dict[str, tuple[frozenset, frozenset]] = {
     "failed": (RUNNING, frozenset({S.FAILED})),
     "killed": (RUNNING, frozenset({S.KILLED})),
     "timed-out": (RUNNING, frozenset({S.TIMED_OUT})),
-    "retry": (frozenset({S.FAILED, S.TIMED_OUT}), frozenset({S.READY})),
-    "restart": (S.FAILURES, frozenset({S.READY})),
+    "retry": (frozenset({S.FAILED, S.TIMED_OUT}), frozenset({S.READY, S.WAITING})),
+    "restart": (S.FAILURES, frozenset({S.READY, S.WAITING})),
     "reset": (NOT_RUNNING, frozenset({S.READY, S.WAITING})),
     "restart-at-step": (frozenset({S.COMPLETED}), frozenset({S.READY, S.WAITING})),
 }
@@ -88,7 +90,8 @@ def fire(task, event: str, at: float, record, step: int | None = None, message: 
 
     step: the step of step-started/failed/killed/timed-out (default: the task's current step,
     else its start step), or the step a retry/restart/restart-at-step resumes at.
-    waiting: for reset/restart-at-step, the task has an uncompleted upstream.
+    waiting: for the events that make a task run again, it has an uncompleted upstream (an
+    upstream restarted since it ran): it waits for it instead of being ready.
     record(task, state, step, at) persists the task's new fields and its transition row."""
     rule = TABLE.get(event)
     if rule is None:
@@ -126,7 +129,7 @@ def fire(task, event: str, at: float, record, step: int | None = None, message: 
             start = step or 0
         else:
             start = step if step is not None else (task.step or 0)
-        task.state = S.WAITING if (waiting and event in ("reset", "restart-at-step")) else S.READY
+        task.state = S.WAITING if waiting else S.READY
         task.step, task.message, task.start_step = None, None, start
     record(task, task.state, task.step, at)
 

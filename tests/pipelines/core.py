@@ -96,3 +96,12 @@ def chain3(dsl):
     b = dsl.task(key="b").inputs(v=a.outputs.v).outputs(w=int).calls(f'echo "b step0" >> {LOG}; export w=$((v+1))')()
     yield b
     yield dsl.task(key="c").inputs(w=b.outputs.w).calls(f'echo "c step0" >> {LOG}')()
+
+
+def marked_chain(dsl):
+    """a -> b; a step fails while the marker `fail-<key>` exists in the instance dir."""
+    step = ('echo "$__task_key step0" >> {log}\n'
+            '[[ ! -e "$__pipeline_instance_dir/fail-$__task_key" ]] || exit 9\n').format(log=LOG)
+    a = dsl.task(key="a").outputs(v=int).calls(step + "export v=1\n")()
+    yield a
+    yield dsl.task(key="b").inputs(v=a.outputs.v).calls(step)()
