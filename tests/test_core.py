@@ -295,3 +295,14 @@ def test_restart_failed_does_not_start_a_task_whose_upstream_was_restarted_and_f
     (instance_dir / "fail-a").unlink()
     run(instance_dir, "marked_chain", "--restart-failed", check=True)
     assert executions(instance_dir)[-2:] == ["a step0", "b step0"]
+
+
+def test_restart_at_a_later_step_than_the_failed_one_names_the_step(instance_dir):
+    """Found by the model-based test: a task killed at step 0 restarted --at-step 1 skipped a
+    step that never completed, and failed at every --restart-failed after (its variable unset)."""
+    run(instance_dir, "three", check=False, mod=CMDS)  # t: failed.1 (step 1 fails)
+    res = dp("restart", "-pid", instance_dir, "--task-key", "t", "--at-step", "2", "--wait")
+    assert res.returncode == 2, res
+    assert res.stderr == ("drypipe: error: task 't': --at-step 2: its step 1 never completed (failed.1); "
+                          "restart it at step 1 or before\n")
+    assert Instance(str(instance_dir)).task("t").state_name == "failed.1"

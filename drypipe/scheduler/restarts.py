@@ -38,6 +38,9 @@ def restart_tasks(orch, keys, at_step: int | None = None, reset: bool = False) -
         n_steps = len(n.spec["steps"])
         if at_step is not None and not 0 <= at_step < n_steps:
             raise DryPipeError(f"task {key!r}: --at-step {at_step} is not a step (0..{n_steps - 1})")
+        if at_step is not None and n.state in S.FAILURES and at_step > (n.step or 0):
+            raise DryPipeError(f"task {key!r}: --at-step {at_step}: its step {n.step or 0} never completed "
+                               f"({n.state_name}); restart it at step {n.step or 0} or before")
         step = 0 if reset else at_step if at_step is not None else (
             n.step or 0) if n.state in S.FAILURES else 0
         nodes.append((n, step))
