@@ -104,7 +104,8 @@ def run_tasks(orch, keys, wait: bool = True):
                 others.extend(n for n in orch.ready if n not in wanted_set)
                 orch.ready = collections.deque(n for n in orch.ready if n in wanted_set)
     finally:
-        orch.ready = collections.deque(others + [n for n in orch.ready if n not in set(others)])
+        kept = set(others)
+        orch.ready = collections.deque(others + [n for n in orch.ready if n not in kept])
         orch.store.flush()
     if not wait:
         return None
