@@ -7,11 +7,14 @@ from .dsl.pipeline import DryPipe, Pipeline
 from .errors import DryPipeError
 
 __version__ = "0.1.0"
-__all__ = ["DryPipe", "TaskConf", "Pipeline", "DryPipeError", "Instance"]
+__all__ = ["DryPipe", "TaskConf", "Pipeline", "DryPipeError", "Instance", "PipelineType"]
 
 
 def __getattr__(name):
     if name == "Instance":
         from .api import Instance
         return Instance
+    if name == "PipelineType":
+        from .service.config import PipelineType
+        return PipelineType
     raise AttributeError(name)

@@ -6,8 +6,9 @@ An edge goes to the module named (`from .x import y` -> x, or x.y when y is a mo
 package's __init__ is counted only when it is the module named.
 
 The layers: state/ is the bottom (the DB, state files, the orchestrator lock); dsl/,
-executors/ and runtime/ sit beside it; scheduler/ drives them; cli/ is the top, imported by
-nothing but the `python -m drypipe` entry point (drypipe/__main__.py).
+executors/ and runtime/ sit beside it; scheduler/ drives them; service/ drives many
+orchestrators (drypipe service); cli/ is the top, imported by nothing but the `python -m drypipe`
+entry point (drypipe/__main__.py).
 """
 from __future__ import annotations
 
@@ -200,6 +201,13 @@ def test_only_the_cli_imports_the_cli(graph):
     bad = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets
                  if in_layer(t, "cli") and not in_layer(m, "cli") and m not in CLI_ENTRY_POINTS)
     assert bad == []
+
+
+def test_the_service_sits_between_the_scheduler_and_the_cli(graph):
+    """service/ drives orchestrators (scheduler/); nothing below it knows it exists."""
+    assert violations(graph, ["state", "dsl", "executors", "runtime", "scheduler"], ["service"]) == []
+    assert violations(graph, ["service"], ["cli"]) == []
+    assert "drypipe.scheduler.orchestrator" in graph["drypipe.service.service"]
 
 
 def test_no_module_is_over_500_lines():

@@ -75,7 +75,13 @@ def status(pipeline_instance_dir, watch, interval):
     \b
     Example (in a second terminal):
       drypipe status -pid ./run1 --watch
+
+    On the home of a `drypipe service`, one line per instance: type, folder, state, task counts.
     """
+    from ..service.status import is_service_home
+    if is_service_home(pipeline_instance_dir):
+        _service_status(pipeline_instance_dir, watch, interval)
+        return
     inst = _instance(pipeline_instance_dir)
     tty = sys.stdout.isatty()
     while True:
@@ -86,6 +92,18 @@ def status(pipeline_instance_dir, watch, interval):
             click.echo(text)
         sys.stdout.flush()
         if not watch or inst.running_orchestrator is None:
+            return
+        time.sleep(interval)  # a display refresh, not a wait on a condition
+
+
+def _service_status(home, watch, interval):
+    from ..service.status import status_text
+    tty = sys.stdout.isatty()
+    while True:
+        text = status_text(home)
+        click.echo(("\033[H\033[J" if watch and tty else "") + text)
+        sys.stdout.flush()
+        if not watch:
             return
         time.sleep(interval)  # a display refresh, not a wait on a condition
 

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..errors import DryPipeError
-from .options import generator_option, instance_dir_option
+from .options import generator_option, instance_dir_option, parse_sleep_schedule
 from .report import ConsoleReporter, print_summary
 
 log = logging.getLogger("drypipe")
@@ -58,17 +58,6 @@ DRY_RUN_AWARE = frozenset({"run", "prepare", "restart", "task"})
 # ... these only read; every other command does nothing under --dry-run
 READ_ONLY = frozenset({"list-states", "status", "report-execution-times", "poll-task", "dump-env",
                        "array-rsync-list"})
-
-
-def parse_sleep_schedule(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected seconds separated by commas, e.g. 0,1,3,5",
-                                 param_hint="--sleep-schedule") from None
-    if not values or any(v < 0 for v in values):
-        raise click.BadParameter(f"{text!r}: expected non-negative seconds", param_hint="--sleep-schedule")
-    return values
 
 
 def _load(generator):
@@ -171,13 +160,14 @@ def _register():
     from . import tasks as _tasks
     from . import remote as _remote
     from . import slurm as _slurm
+    from . import service as _service
     for cmd in (_remote.upload_task_inputs, _remote.upload_drypipe_for_remote_instance, _remote.remote_exec,
                 _remote.fetch_remote_state, _remote.array_upload, _remote.array_submit_from_remote,
                 _remote.array_watch_from_remote, _remote.array_download,
                 _inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
                 _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
                 _slurm.sbatch_gen, _slurm.sbatch, _slurm.array_create_parent, _slurm.array_submit,
-                _slurm.restart_failed_array_tasks, _slurm.array_rsync_list):
+                _slurm.restart_failed_array_tasks, _slurm.array_rsync_list, _service.service):
         cli.add_command(cmd)
 
 

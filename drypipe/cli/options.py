@@ -20,3 +20,14 @@ def _valid_key(ctx, param, value):
 
 task_key_option = click.option("--task-key", "-k", required=True, metavar="KEY", help="Task key.",
                                callback=_valid_key)
+
+
+def parse_sleep_schedule(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected seconds separated by commas, e.g. 0,1,3,5",
+                                 param_hint="--sleep-schedule") from None
+    if not values or any(v < 0 for v in values):
+        raise click.BadParameter(f"{text!r}: expected non-negative seconds", param_hint="--sleep-schedule")
+    return values

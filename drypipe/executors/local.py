@@ -38,6 +38,7 @@ import subprocess
 import time
 
 from .base import Ended, Executor
+from .slots import SlotPool
 
 SPAWNER = r'''set -m
 . "$1" || exit 2
@@ -115,10 +116,16 @@ def _stat_alive(fd: int) -> bool:
 class LocalExecutor(Executor):
     name = "process"
 
-    def __init__(self, runtime: str, max_parallel: int | None = None):
+    def __init__(self, runtime: str, max_parallel: int | None = None, pool: SlotPool | None = None):
         self.runtime = runtime
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self._sel = selectors.DefaultSelector()
+        self.pool = pool  # slots shared with other instances (drypipe service -j)
+        self._wake_fds: tuple[int, int] | None = None
+        if pool is not None:  # the pool wakes a hungry executor when slots are freed
+            self._wake_fds = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._sel.register(self._wake_fds[0], selectors.EVENT_READ)
+        self._woken = False
         self._procs: dict[int, tuple[str, int]] = {}  # pidfd -> (key, pid)
         self._polled: dict[int, tuple[str, int]] = {}  # fd on /proc/<pid>/stat -> (key, pid)
         self._poll_since = time.monotonic()
@@ -126,8 +133,21 @@ class LocalExecutor(Executor):
         self._spawner: Spawner | None = None
         self._ended_early: list[Ended] = []
 
-    def capacity(self) -> int:
-        return self.max_parallel - self.running
+    def capacity(self, want: int | None = None) -> int:
+        """How many tasks may be launched now (at most want); with a pool, they are reserved."""
+        own = self.max_parallel - self.running
+        if self.pool is None:
+            return own
+        return self.pool.reserve(self, self.running, own if want is None else min(own, want))
+
+    def wake(self) -> None:
+        """Called by the pool (from another thread): slots were freed, stop waiting."""
+        fds = self._wake_fds
+        if fds is not None:
+            try:
+                os.write(fds[1], b"w")
+            except (BlockingIOError, OSError):
+                pass  # already woken (pipe full), or closed
 
     @property
     def running(self) -> int:
@@ -172,6 +192,13 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self.shutdown(kill=False)
+        if self.pool is not None:
+            self.pool.forget(self)
+        fds, self._wake_fds = self._wake_fds, None
+        if fds is not None:
+            self._sel.unregister(fds[0])
+            for fd in fds:
+                os.close(fd)
 
     def attach(self, key: str, job_id: str, task_dir: str) -> bool:
         pid = int(job_id)
@@ -234,18 +261,38 @@ class LocalExecutor(Executor):
         ended = []
         for sk, _ in self._sel.select(timeout):
             fd = sk.fd
+            if self._wake_fds is not None and fd == self._wake_fds[0]:
+                self._drain_wake()
+                continue
             key, pid = self._procs.pop(fd)
             self._sel.unregister(fd)
             os.close(fd)
             ended.append(Ended(key, None))
         return ended
 
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_fds[0], 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        self._woken = True
+
     def wait(self, timeout: float | None) -> list[Ended]:
+        """The tasks that ended, waiting up to timeout seconds for one (returns early, maybe
+        empty, when the slot pool frees slots this executor asked for)."""
+        self._woken = False
+        ended = self._wait(timeout)
+        if self.pool is not None:
+            self.pool.settle(self, self.running)
+        return ended
+
+    def _wait(self, timeout: float | None) -> list[Ended]:
         if self._ended_early:
             ended, self._ended_early = self._ended_early, []
             return ended
         if not self._polled:
-            return self._select_ended(timeout) if self._procs else []
+            return self._select_ended(timeout) if (self._procs or self._wake_fds) else []
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             ended = self._poll_ended()
@@ -258,9 +305,9 @@ class LocalExecutor(Executor):
                 if now >= deadline:
                     return []
                 step = min(step, deadline - now)
-            if self._procs:  # pidfds too (pidfd refused mid-run): sleep on them
+            if self._procs or self._wake_fds:  # pidfds too (refused mid-run), or the pool's wake-up
                 ended = self._select_ended(step)
-                if ended:
+                if ended or self._woken:
                     return ended + self._poll_ended()
             else:
                 time.sleep(step)

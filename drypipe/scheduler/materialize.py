@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import InstanceError
 from ..runtime import render
 from ..state import statefile
 
@@ -139,3 +140,24 @@ def import_root(module_name: str) -> str | None:
     for _ in range(module_name.count(".")):
         root = os.path.dirname(root)
     return root
+
+
+_umask_set = []
+
+
+def restrict_umask() -> None:
+    """Nothing DryPipe (or its tasks) creates is world-writable. Done once per process: two
+    threads (drypipe service) must not interleave the read-and-set of umask."""
+    if not _umask_set:
+        os.umask(os.umask(0) | 0o002)
+        _umask_set.append(True)
+
+
+def ensure_instance_dir(path: str) -> None:
+    try:
+        os.makedirs(os.path.join(path, ".drypipe"), exist_ok=True)
+        os.makedirs(os.path.join(path, "output"), exist_ok=True)
+    except OSError as e:
+        raise InstanceError(f"{path}: cannot create the instance directory: {e.strerror}") from e
+    if not os.access(os.path.join(path, ".drypipe"), os.W_OK) or not os.access(path, os.W_OK):
+        raise InstanceError(f"{path}: instance directory is not writable")

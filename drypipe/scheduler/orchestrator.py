@@ -19,7 +19,7 @@ import time
 
 from ..conf import TaskConf
 from ..dsl.pipeline import Pipeline, generate
-from ..errors import DryPipeError, InstanceError, InvalidPipeline
+from ..errors import DryPipeError, InvalidPipeline
 from ..executors.local import LocalExecutor
 from ..executors.remote import RemoteExecutor
 from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, parse_pending_job_id
@@ -29,8 +29,8 @@ from ..state.lock import InstanceLock
 from ..state.store import Store, dumps, now
 from . import recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
-from .result import RunResult
-from .materialize import Materializer, task_dir
+from .result import NullReporter, RunResult, unsatisfied_waits
+from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
 
 POLL_RUNNING_EVERY = 2.0
 log = logging.getLogger("drypipe.orchestrator")
@@ -41,7 +41,10 @@ class Orchestrator:
     and writes nothing: no database change, no file, no lock."""
 
     def __init__(self, instance_dir: str, pipeline: Pipeline | None = None, generator_spec: str | None = None,
-                 max_parallel: int | None = None, reporter=None, sleep_schedule=None, dry_run: bool = False):
+                 max_parallel: int | None = None, reporter=None, sleep_schedule=None, dry_run: bool = False,
+                 local_pool=None, stop=None):
+        """local_pool: local task slots shared with other instances (executors/slots.py);
+        stop: a threading.Event that ends run() without touching what runs (drypipe service)."""
         self.instance_dir = os.path.abspath(instance_dir)
         self.dry_run = dry_run
         self.pipeline = pipeline
@@ -51,9 +54,19 @@ class Orchestrator:
             self.engine = db.open_db(self.instance_dir, create=False, upgrade=False, readonly=True) \
                 if os.path.exists(db.db_path(self.instance_dir)) else None
         else:
-            os.umask(os.umask(0) | 0o002)  # nothing DryPipe (or its tasks) creates is world-writable
-            _ensure_instance_dir(self.instance_dir)
+            restrict_umask()
+            ensure_instance_dir(self.instance_dir)
             self.lock = InstanceLock(self.instance_dir).acquire()
+            self.engine = None
+        try:
+            self._open(pipeline, generator_spec, max_parallel, sleep_schedule, local_pool, stop)
+        except BaseException:
+            self.close()  # a service goes on: leave the instance unlocked, its DB closed
+            raise
+
+    def _open(self, pipeline, generator_spec, max_parallel, sleep_schedule, local_pool, stop) -> None:
+        dry_run = self.dry_run
+        if not dry_run:
             self.engine = db.open_db(self.instance_dir, create=True)
         self.store = Store(self.engine, dry_run=dry_run)
         self._mirrors: dict[str, Node] = {}  # state files to write once the next commit is done
@@ -71,7 +84,8 @@ class Orchestrator:
             containers_dir = self.meta.get("containers_dir") or None
         self.materializer = Materializer(self.instance_dir, code_dir, containers_dir, self.graph)
         runtime = self.materializer.runtime_path if dry_run else self.materializer.install_runtime()
-        self.local = LocalExecutor(runtime, max_parallel)
+        self.local = LocalExecutor(runtime, max_parallel, pool=local_pool)
+        self.stop = stop
         self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
@@ -81,7 +95,7 @@ class Orchestrator:
         self.blocked_waits: list = []
         self.generator_error: str | None = None
         self.redefined: set[str] = set()  # keys whose definition the generator changed
-        self._glob_waits: list[list] = []
+        self.glob_waits: list[list] = []  # per blocked wait: [keys it needs, satisfiable]
         self._regenerate = pipeline is not None
         self.any_nonlocal = False  # any Slurm or remote task in the graph?
         self.next_id = 1
@@ -211,11 +225,11 @@ class Orchestrator:
 
     def _index_glob_waits(self) -> None:
         """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""
-        self._glob_waits = []
+        self.glob_waits = []
         for kind, items in self.blocked_waits:
             if kind == "keys":
                 need = {k for k in items if self.graph.state_of(k) != S.COMPLETED}
-                self._glob_waits.append([need, all(self.graph.is_known(k) for k in items)])
+                self.glob_waits.append([need, all(self.graph.is_known(k) for k in items)])
             else:
                 need, satisfiable = set(), True
                 for g in items:
@@ -223,14 +237,14 @@ class Orchestrator:
                     if not keys:
                         satisfiable = False
                     need.update(k for k in keys if self.graph.state_of(k) != S.COMPLETED)
-                self._glob_waits.append([need, satisfiable])
+                self.glob_waits.append([need, satisfiable])
 
     def on_completed(self, n: Node) -> None:
         """n just completed: its downstream whose every upstream completed become ready, and
         the generator is re-run when a wait it was blocked on can now pass."""
         for d in self.graph.completed(n):
             self.fire(d, "unblock")
-        for w in self._glob_waits:
+        for w in self.glob_waits:
             need = w[0]
             if n.key in need:
                 need.discard(n.key)
@@ -258,8 +272,12 @@ class Orchestrator:
             self.generate()  # before any output: a broken generator gets a one-line error
         self.reporter.started(self)
         last_poll = time.monotonic()
+        stopped = False
         try:
             while True:
+                if self.stop is not None and self.stop.is_set():
+                    stopped = True  # what runs runs on; the next orchestrator re-attaches to it
+                    break
                 if self._regenerate and self.pipeline is not None and self.generator_error is None:
                     try:
                         new = self.generate()
@@ -276,6 +294,9 @@ class Orchestrator:
                 if not (self.local.running or self.slurm.running or self.remote.running or self.deferred):
                     if self._regenerate and self.pipeline is not None and self.generator_error is None:
                         continue
+                    if self.local.pool is not None and any(n.state == S.READY for n in self.ready):
+                        self.local.pool.wait(POLL_RUNNING_EVERY)  # other instances hold every slot
+                        continue
                     break
                 self.unreachable = remote_tasks.stranded(self)
                 if self.unreachable:
@@ -291,7 +312,8 @@ class Orchestrator:
             self.local.shutdown(kill=False)
             self.store.flush()
             self.store.close()
-        result = RunResult(self.graph, held, self._unsatisfied_waits(), self.unreachable, self.generator_error)
+        result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error)
+        result.stopped = stopped
         self.reporter.finished(self, result)
         return result
 
@@ -350,7 +372,6 @@ class Orchestrator:
     def launch_round(self, until: str | None = None, held: list[str] | None = None) -> None:
         """Materialize ready tasks up to capacity, commit the round, then start them:
         local ones through the spawner, Slurm ones as one array per TaskConf and chunk."""
-        capacity = self.local.capacity()
         held = [] if held is None else held
         batch, slurm_batch, remote_batch = [], [], []
         t = now()
@@ -360,6 +381,7 @@ class Orchestrator:
             for n in ready:
                 (local if n.executer_type != "slurm" and not n.conf.is_remote else slurm_batch).append(n)
             ready = self.ready = local
+        capacity = self.local.capacity(len(ready)) if ready else 0
         while capacity > 0 and ready:
             n = ready.popleft()
             if n.state != S.READY:
@@ -406,27 +428,6 @@ class Orchestrator:
             for e in self.local.wait(0.5):
                 recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
 
-    def _unsatisfied_waits(self) -> list[str]:
-        """Waits that nothing can satisfy: reported only when no task failed (else a wait may
-        just be downstream of the failure)."""
-        if self.generator_error or any(n.state in S.FAILURES for n in self.graph.nodes.values()):
-            return []
-        out = []
-        for (kind, items), (need, satisfiable) in zip(self.blocked_waits, self._glob_waits):
-            failed = [k for k in need if self.graph.state_of(k) in S.FAILURES]
-            if failed:
-                continue  # reported as failures
-            if kind == "keys":
-                unknown = [k for k in items if not self.graph.is_known(k)]
-                if unknown:
-                    out.append(f"dsl.wait_for_tasks waits for {', '.join(map(repr, unknown))}, "
-                               "which the generator never yields")
-            elif not satisfiable:
-                empty = [g for g in items if not self.graph.keys_matching(g)]
-                out.append(f"dsl.wait_for_matching_tasks waits for {', '.join(map(repr, empty))}, "
-                           "which match no task")
-        return out
-
     # -- restarts (scheduler/restarts.py) ------------------------------------------------------
     def retry_failed(self, reset: bool) -> list[Node]:
         return restarts.retry_failed(self, reset)
@@ -438,10 +439,10 @@ class Orchestrator:
         return restarts.run_tasks(self, keys, wait=wait)
 
     def close(self) -> None:
-        """Release the instance (its lock and DB connections)."""
-        self.local.close()
-        self.remote.close()
-        self.store.close()
+        """Release the instance (its lock and DB connections); also what a failed __init__ opened."""
+        for part in ("local", "remote", "store"):
+            if hasattr(self, part):
+                getattr(self, part).close()
         if self.engine is not None:
             self.engine.dispose()
         if self.lock is not None:
@@ -452,14 +453,6 @@ class Orchestrator:
 
     def __exit__(self, *exc):
         self.close()
-
-
-class NullReporter:
-    def started(self, orch): pass
-    def generated(self, orch, n): pass
-    def progress(self, orch): pass
-    def task_ended(self, orch, node): pass
-    def finished(self, orch, result): pass
 
 
 @contextlib.contextmanager
@@ -480,16 +473,6 @@ def _gc_paused():
 def _check_supported(key: str, conf: TaskConf) -> None:
     if conf.is_remote and not conf.remote_base_dir:
         raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs needs remote_base_dir")
-
-
-def _ensure_instance_dir(path: str) -> None:
-    try:
-        os.makedirs(os.path.join(path, ".drypipe"), exist_ok=True)
-        os.makedirs(os.path.join(path, "output"), exist_ok=True)
-    except OSError as e:
-        raise InstanceError(f"{path}: cannot create the instance directory: {e.strerror}") from e
-    if not os.access(os.path.join(path, ".drypipe"), os.W_OK) or not os.access(path, os.W_OK):
-        raise InstanceError(f"{path}: instance directory is not writable")
 
 
 def _write_text(path: str, text: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -101,13 +102,18 @@ def known_revisions() -> list[str]:
     return [s.revision for s in ScriptDirectory(migrations_dir()).walk_revisions()]
 
 
+# Alembic runs a migration through module-level proxies (alembic.context, alembic.op): one
+# migration at a time per process (drypipe service opens instances from several threads)
+_MIGRATING = threading.RLock()
+
+
 def migrate(engine: Engine, target: str = "head") -> None:
     """Apply the Alembic migrations up to target (never downgrades)."""
     from alembic import command
     from alembic.config import Config
     cfg = Config()
     cfg.set_main_option("script_location", migrations_dir())
-    with engine.begin() as conn:
+    with _MIGRATING, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
 
@@ -156,7 +162,7 @@ def migrate_to(engine: Engine, target: str) -> None:
     from alembic.config import Config
     cfg = Config()
     cfg.set_main_option("script_location", migrations_dir())
-    with engine.begin() as conn:
+    with _MIGRATING, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, target)
 
@@ -174,22 +180,28 @@ def _template_path() -> str:
     return os.path.join(cache, "drypipe", f"schema-{SCHEMA_REVISION}-{h.hexdigest()[:16]}.db")
 
 
+def _build_template(template: str) -> None:
+    import tempfile
+    if os.path.exists(template):
+        return
+    os.makedirs(os.path.dirname(template), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(template)) as tmp:
+        engine = make_engine(os.path.join(tmp, DB_NAME))
+        migrate(engine)
+        with engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        os.replace(os.path.join(tmp, DB_NAME), template)
+
+
 def _copy_template(path: str) -> bool:
     """Create a new instance DB by copying the migrations' result instead of running them
     (which imports Alembic: 0.4 s of every new run). False when no template can be had."""
     import shutil
-    import tempfile
     try:
         template = _template_path()
-        if not os.path.exists(template):
-            os.makedirs(os.path.dirname(template), exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=os.path.dirname(template)) as tmp:
-                engine = make_engine(os.path.join(tmp, DB_NAME))
-                migrate(engine)
-                with engine.connect() as c:
-                    c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                engine.dispose()
-                os.replace(os.path.join(tmp, DB_NAME), template)
+        with _MIGRATING:  # one thread builds it, the others wait and copy it
+            _build_template(template)
         if current_revision(template) != SCHEMA_REVISION:
             return False
         tmp_path = path + ".new"

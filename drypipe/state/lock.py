@@ -46,8 +46,8 @@ _PAD = bytes(32)
 _ofd = [_F_OFD_SETLK is not None]  # False once the kernel refused OFD locks (EINVAL)
 
 
-def lock_path(instance_dir: str) -> str:
-    return os.path.join(instance_dir, ".drypipe", LOCK_NAME)
+def lock_path(instance_dir: str, name: str = LOCK_NAME) -> str:
+    return os.path.join(instance_dir, ".drypipe", name)
 
 
 def _ofd_call(fd: int, cmd: int, l_type: int) -> int:
@@ -97,8 +97,12 @@ def _is_locked(fd: int) -> bool:
 
 
 class InstanceLock:
-    def __init__(self, instance_dir: str):
-        self.path = lock_path(instance_dir)
+    """The orchestrator's lock on an instance (or, named service.lock, a service's on its home)."""
+
+    def __init__(self, instance_dir: str, name: str = LOCK_NAME, holder: str = "drypipe orchestrator",
+                 where: str = "this instance"):
+        self.path = lock_path(instance_dir, name)
+        self.holder, self.where = holder, where
         self.fd: int | None = None
 
     def acquire(self) -> "InstanceLock":
@@ -112,8 +116,8 @@ class InstanceLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise InstanceError(f"{os.path.dirname(os.path.dirname(self.path))}: another drypipe "
-                                f"orchestrator is running on this instance{who}")
+            raise InstanceError(f"{os.path.dirname(os.path.dirname(self.path))}: another {self.holder} "
+                                f"is running on {self.where}{who}")
         # overwrite, then cut: a reader never sees the file empty
         data = f"{os.getpid()}\n".encode()
         os.pwrite(fd, data, 0)
@@ -133,11 +137,11 @@ class InstanceLock:
         self.release()
 
 
-def holder_pid(instance_dir: str) -> int | None:
+def holder_pid(instance_dir: str, name: str = LOCK_NAME) -> int | None:
     """The pid of the orchestrator running on the instance (-1 when its pid is not readable),
     or None when none is. Never takes a lock where OFD locks exist: see the module's doc."""
     try:
-        fd = os.open(lock_path(instance_dir), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(lock_path(instance_dir, name), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
