@@ -95,3 +95,37 @@ def _remote_tasks(dsl):
     for i in range(size("REMOTE", 200)):
         yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
             independent_command("$i", "$out"))()
+
+
+# -- the service workload (bench/service.py): many small instances of one pipeline ---------------
+SERVICE_KEYS = ("s-a", "s-b", "s-c", "s-d", "s-e")
+
+
+def service_expected_output() -> list[str]:
+    """The lines of service_5's last file (s-e's out.txt)."""
+    return ["a", "b", "a", "c", "d", "e"]
+
+
+def service_5(dsl):
+    """5 tasks in a diamond then a tail: a -> (b, c) -> d -> e, each writing one small file
+    (b and c copy a's and append a line; d concatenates b's and c's; e copies d's)."""
+    a = dsl.task(key="s-a").outputs(out=dsl.file("out.txt")).calls("echo a > $out\n")()
+    yield a
+    b = dsl.task(key="s-b").inputs(up=a.outputs.out).outputs(out=dsl.file("out.txt")).calls(
+        "cat $up > $out; echo b >> $out\n")()
+    yield b
+    c = dsl.task(key="s-c").inputs(up=a.outputs.out).outputs(out=dsl.file("out.txt")).calls(
+        "cat $up > $out; echo c >> $out\n")()
+    yield c
+    d = dsl.task(key="s-d").inputs(left=b.outputs.out, right=c.outputs.out).outputs(
+        out=dsl.file("out.txt")).calls("cat $left $right > $out; echo d >> $out\n")()
+    yield d
+    yield dsl.task(key="s-e").inputs(up=d.outputs.out).outputs(out=dsl.file("out.txt")).calls(
+        "cat $up > $out; echo e >> $out\n")()
+
+
+def service_config():
+    """The config generator of `drypipe service` in the service workload: service_5 for every
+    folder of HOME/instances."""
+    from dry_pipe.pipeline import PipelineType  # here, not at the top: the prepare floor imports this module
+    yield PipelineType("bench", service_5, "instances")

@@ -5,7 +5,7 @@
     python bench/run.py --only chain       # one workload (repeatable, or comma separated)
     python bench/run.py --profile DIR      # also write a cProfile of one extra DryPipe run per workload
 
-Workloads (sizes from DRYPIPE_BENCH_{INDEPENDENT,CHAIN,STATIC,SLURM,REMOTE}_N, see bench/pipelines.py):
+Workloads (sizes from DRYPIPE_BENCH_{INDEPENDENT,CHAIN,STATIC,SLURM,REMOTE,SERVICE}_N, see bench/pipelines.py):
   independent  N tasks `echo i > $out`; floor: the same commands from a pool of os.cpu_count() threads
   chain        N dependent tasks, each reading its predecessor's file; floor: the same commands in sequence
   prepare      `drypipe prepare` of a static N-task pipeline; floor: N records + a hash each +
@@ -24,6 +24,9 @@ Workloads (sizes from DRYPIPE_BENCH_{INDEPENDENT,CHAIN,STATIC,SLURM,REMOTE}_N, s
                run with `drypipe -v run`. No floor: reported are the wall time and the remote
                traffic DryPipe logs at the end ("remote hosts: N connections opened, M rsync calls,
                K ssh commands"); judged: one SSH connection per run (it is reused for everything).
+  service      N instances (200, 20 with --quick) of a 5-task pipeline dropped at once, drained by
+               `drypipe service`, against `drypipe run` on each in turn; judged: speed-up > 1x and
+               the service's idle scan of 1000 finished instances < 50 ms. See bench/service.py.
 
 DryPipe is timed as the whole CLI process (start to exit) on a fresh instance dir each run; a
 target is judged only at its nominal size. Results also go to bench/results/latest.json.
@@ -52,6 +55,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import floors  # noqa: E402
+from bench import service as service_bench  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "bench" / "results" / "latest.json"
 CHILD_TIMEOUT_S = 300.0
@@ -65,7 +69,7 @@ class Workload:
     nominal: int
     quick: int
     target: str  # human readable
-    kind: str = "floor"  # "floor": timed against a floor; "slurm": Slurm commands counted
+    kind: str = "floor"  # "floor": against a floor; "slurm", "remote": counted; "service": bench/service.py
 
 
 WORKLOADS = [
@@ -78,6 +82,7 @@ WORKLOADS = [
              "sbatch <= ceil(n / MaxArraySize), squeue < 100", kind="slurm"),
     Workload("remote", "bench.pipelines:remote_200", "REMOTE", 200, 20, "1 SSH connection per run",
              kind="remote"),
+    Workload("service", service_bench.GENERATOR, "SERVICE", 200, 20, service_bench.TARGET, kind="service"),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -194,7 +199,7 @@ def check_floor_output(w: Workload, n: int, out_dir: str) -> None:
 
 # -- one workload ------------------------------------------------------------------------------
 def bench_workload(w: Workload, n: int, runs: int, scratch: str, profile_dir: str | None = None,
-                   log=print) -> dict:
+                   log=print, quick: bool = False) -> dict:
     """Runs of the floor and of DryPipe, each in a fresh dir under scratch.
 
     The dirs are deleted by the caller only after the whole suite: on ext4, creating inodes
@@ -204,6 +209,8 @@ def bench_workload(w: Workload, n: int, runs: int, scratch: str, profile_dir: st
         return bench_slurm(w, n, runs, scratch, profile_dir, log)
     if w.kind == "remote":
         return bench_remote(w, n, runs, scratch, profile_dir, log)
+    if w.kind == "service":  # not profiled: its time is spent in many drypipe processes
+        return service_bench.bench_service(n, runs, scratch, quick, w.nominal, BenchError, log)
     floor_runs: list[Measure] = []
     dp_runs: list[Measure] = []
     log(f"\n== {w.name} (n={n}, {runs} run{'s' if runs > 1 else ''}): {w.generator}")
@@ -726,7 +733,8 @@ def main(argv=None) -> int:
     try:
         for w in args.workloads:
             try:
-                results.append(bench_workload(w, size_of(w, args.quick), args.runs, scratch, args.profile))
+                results.append(bench_workload(w, size_of(w, args.quick), args.runs, scratch, args.profile,
+                                              quick=args.quick))
             except Skipped as e:
                 skipped.append({"name": w.name, "reason": str(e)})
             except BenchError as e:
@@ -743,6 +751,8 @@ def main(argv=None) -> int:
         tables.append(format_slurm_table(results))
     if any(r.get("kind") == "remote" for r in results):
         tables.append(format_remote_table(results))
+    if any(r.get("kind") == "service" for r in results):
+        tables.append(service_bench.format_table(results))
     if tables:
         print("\n\n".join(tables))
     for s in skipped:

@@ -53,7 +53,7 @@ def test_quick_run_reports_numbers_for_every_floor_workload(tmp_path):
 
 def test_only_selects_workloads_and_rejects_unknown_names(capsys):
     assert [w.name for w in run.parse_args([]).workloads] == ["independent", "chain", "prepare", "slurm",
-                                                              "remote"]
+                                                              "remote", "service"]
     assert [w.name for w in run.parse_args(["--only", "chain,prepare"]).workloads] == ["chain", "prepare"]
     assert [w.name for w in run.parse_args(["--only", "slurm"]).workloads] == ["slurm"]
     assert [w.name for w in run.parse_args(["--only", "remote"]).workloads] == ["remote"]
@@ -251,3 +251,30 @@ def test_remote_counts_parsed_from_drypipes_log_and_judged():
     assert small["judged"] is False and small["passed"] is None
     table = run.format_remote_table([ok, reconnected, small])
     assert "PASS" in table and "FAIL" in table and "not judged" in table and "2 (2-4)" in table
+
+
+# ---------------------------------------------------------------- the service workload
+
+
+def test_quick_service_run_drains_the_instances_and_reports_the_idle_scan(tmp_path):
+    env = dict(os.environ, DRYPIPE_BENCH_SERVICE_N="5", DRYPIPE_BENCH_SERVICE_SCAN_N="50")
+    proc, report, results = run_bench(tmp_path, "--only", "service", env=env)
+    assert report["ok"] is True and report["errors"] == [] and report["skipped"] == []
+    [w] = report["workloads"]
+    assert (w["name"], w["kind"], w["n"], w["runs"]) == ("service", "service", 5, 1)
+    assert w["judged"] is False and w["passed"] is None  # not the nominal sizes
+    assert w["baseline"]["median_s"] > 0 and w["drain"]["median_s"] > 0 and w["speedup"] > 0
+    assert w["drain"]["median_peak_rss_mb"] > 0
+    assert w["scan"]["finished_instances"] == 50 and 0 < w["scan"]["median_s"] < w["scan"]["limit_s"]
+    assert w["idle"]["wall_s"] > 0 and w["idle"]["cpu_s"] >= 0
+    assert "Service (median" in proc.stdout and "not judged" in proc.stdout
+    assert list(tmp_path.iterdir()) == [results]  # instance dirs cleaned up
+
+    from bench import service
+    idle = {"wall_s": 3.0, "cpu_s": 0.1, "schedule_s": 0.1, "cpu_percent": 3.3}
+    ok = service.summarize(200, 1, 1000, [100.0], [10.0], [90.0], [0.005, 0.007], idle)
+    assert ok["judged"] and ok["passed"] is True and ok["speedup"] == 10.0
+    assert service.summarize(200, 1, 1000, [10.0], [11.0], [90.0], [0.005], idle)["passed"] is False
+    assert service.summarize(200, 1, 1000, [100.0], [10.0], [90.0], [0.06], idle)["passed"] is False
+    assert service.summarize(200, 1, 100, [100.0], [10.0], [90.0], [0.005], idle)["judged"] is False
+    assert "PASS" in service.format_table([ok]) and "10.00x" in service.format_table([ok])

@@ -222,14 +222,20 @@ def test_sigterm_exits_0_leaves_tasks_running_and_the_next_service_reattaches(tm
 
 def test_sigkill_of_the_service_mid_run_then_restart_runs_every_task_once(tmp_path):
     home = tmp_path / "home"
-    insts = [drop(home / "chains", f"c{i}") for i in range(5)]  # max_running 2: some wait their turn
-    env = {"SVC_SLEEP": "0.3"}
+    # c0's task a waits for its release file: it is surely running when the service is killed;
+    # the others (released from the start) run their tasks of 0.3 s, two instances at a time
+    insts = [drop(home / "chains", f"c{i}", {"release": ""} if i else None) for i in range(5)]
+    env = {"SVC_SLEEP": "0.3", "SVC_GATE": "1"}
     with Service(home, "chains_only", "-j", 2, env=env) as svc:
-        wait_until(lambda: sum(len(runs(d)) for d in insts) >= 4, timeout=60, what="a few tasks ran")
-        svc.proc.kill()  # kill -9, tasks running
+        wait_until(lambda: (insts[0] / "pids" / "a").exists() and sum(len(runs(d)) for d in insts) >= 4,
+                   timeout=60, what="a few tasks ran")
+        svc.proc.kill()  # kill -9
         svc.proc.wait()
-    assert any(marker(d) == "running" for d in insts)
+    gated = int((insts[0] / "pids" / "a").read_text())
+    assert pid_alive(gated), "a task must outlive a kill -9 of the service"
+    assert marker(insts[0]) == "running"
     with Service(home, "chains_only", "-j", 2, env=env) as svc2:
+        (insts[0] / "release").write_text("")
         wait_markers(insts, "completed", svc2, timeout=120)
         assert svc2.stop() == 0
     for d in insts:

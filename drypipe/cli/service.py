@@ -28,12 +28,16 @@ def configure_logging(log_conf: str | None, home: str) -> None:
         except Exception as e:
             raise DryPipeError(f"--log-conf {log_conf}: {type(e).__name__}: {e}") from e
         return
+    # [thread]: the instance an orchestrator's line is about (threads are named drypipe:TYPE:FOLDER)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s")
+    for h in logging.getLogger().handlers:
+        h.setFormatter(fmt)
     logger = logging.getLogger("drypipe.service")
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
     os.makedirs(os.path.join(home, ".drypipe"), exist_ok=True)
     handler = logging.FileHandler(os.path.join(home, ".drypipe", "service.log"))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(fmt)
     logging.getLogger("drypipe").addHandler(handler)
 
 

@@ -65,12 +65,15 @@ class Worker:
         return os.path.basename(self.dir)
 
     def main(self) -> None:
+        to_log = self.service.instance_log
+        to_log.dirs[threading.get_ident()] = self.dir
         try:
             self.outcome = self.drive()
-        except Exception as e:  # one instance's trouble never stops the service or the others
+        except BaseException as e:  # one instance's trouble (even sys.exit in its generator) is its own
             log.debug("instance %s: traceback", self.dir, exc_info=True)
             self.fail(f"{type(e).__name__}: {e}" if not isinstance(e, DryPipeError) else str(e))
         finally:
+            to_log.dirs.pop(threading.get_ident(), None)
             self.service.wake.set()
 
     def fail(self, reason: str) -> None:
@@ -138,6 +141,20 @@ def failure_reason(result, instance_dir: str) -> str | None:
     return "; ".join(parts) or None
 
 
+class InstanceLogHandler(logging.Handler):
+    """Warnings and errors logged while driving an instance (by its thread) also go to its
+    .drypipe/instance.log, where whoever dropped it looks."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.dirs: dict[int, str] = {}  # thread ident -> instance dir
+
+    def emit(self, record: logging.LogRecord) -> None:
+        d = self.dirs.get(record.thread)
+        if d is not None and record.name != log.name:  # the service's own lines are written already
+            M.log_line(d, f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 class Service:
     def __init__(self, home: str, types: list[ServiceType], jobs: int | None = None,
                  sleep_schedule=DEFAULT_SLEEP_SCHEDULE, max_instances: int | None = None):
@@ -152,6 +169,7 @@ class Service:
         self.workers: dict[str, Worker] = {}  # instance dir -> its worker
         self.busy: dict[str, float] = {}  # instance dir -> when to look at it again
         self.lock: InstanceLock | None = None
+        self.instance_log = InstanceLogHandler()
         self.scans = 0
 
     # -- start-up ----------------------------------------------------------------------------
@@ -166,6 +184,7 @@ class Service:
         self.lock = InstanceLock(self.home, SERVICE_LOCK, holder="drypipe service", where="this home").acquire()
         restrict_umask()
         _raise_fd_limit()
+        logging.getLogger("drypipe").addHandler(self.instance_log)
         info = {"pid": os.getpid(), "started_at": time.time(), "jobs": self.jobs,
                 "sleep_schedule": list(self.sleep_schedule), "types": [t.to_json() for t in self.types]}
         tmp = service_file(self.home, SERVICE_JSON) + ".tmp"
@@ -174,6 +193,7 @@ class Service:
         os.replace(tmp, service_file(self.home, SERVICE_JSON))
 
     def close(self) -> None:
+        logging.getLogger("drypipe").removeHandler(self.instance_log)
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -185,7 +205,9 @@ class Service:
         try:
             log.info("service started in %s (pid %d): %s; -j %d", self.home, os.getpid(),
                      ", ".join(f"{t.name} <- {t.instances_dir}" for t in self.types), self.jobs)
-            for t in self.types:  # instances a previous service left running: re-attach
+            # instances a previous service left running: re-attached, all of them (their tasks
+            # may be running, and only an orchestrator ingests how they end), caps or not
+            for t in self.types:
                 for _, d in M.scan(t.instances_dir, M.RUNNING):
                     self.start(t, d, resume=True)
             step = 0
@@ -226,7 +248,8 @@ class Service:
                 if room <= 0:
                     continue
             skip = {os.path.basename(d) for d in self.workers if os.path.dirname(d) == t.instances_dir}
-            skip |= {os.path.basename(d) for d, when in self.busy.items() if when > now}
+            skip |= {os.path.basename(d) for d, when in self.busy.items()
+                     if when > now and os.path.dirname(d) == t.instances_dir}
             for _, d in M.scan(t.instances_dir, M.READY, skip)[:room]:
                 self.busy.pop(d, None)
                 self.start(t, d, resume=False)
