@@ -148,6 +148,16 @@ class Instance:
                 out.setdefault(k, []).append((state, step, at))
         return out
 
+    def attempts(self, key: str | None = None) -> list[dict]:
+        """Every attempt of every task (or of the tasks whose key matches the glob `key`): rows
+        of the `attempts` view as dicts, in task then attempt order (columns in README, "Seeing
+        a run"; times ISO-8601 UTC, durations in ms, memory in bytes, *_epoch as UNIX times)."""
+        with self.engine.connect() as c:
+            res = c.exec_driver_sql("SELECT * FROM attempts ORDER BY task_id, attempt")
+            cols = list(res.keys())
+            rows = [dict(zip(cols, r)) for r in res]
+        return [r for r in rows if key is None or fnmatch.fnmatchcase(r["name"], key)]
+
     def execution_times(self, key: str | None = None) -> list[dict]:
         """Per task: key, state, duration (s) and per step durations (s)."""
         from .reports import step_durations

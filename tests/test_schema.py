@@ -191,7 +191,7 @@ def test_revision_0001_writes_the_ddl_of_the_release(tmp_path):
 
 
 # -- (b) store.py's statements come from the models ----------------------------------------------
-SQL_WORDS = {"INSERT", "OR", "REPLACE", "INTO", "VALUES", "UPDATE", "SET", "WHERE", "DELETE", "FROM"}
+SQL_WORDS = {"INSERT", "OR", "REPLACE", "INTO", "VALUES", "UPDATE", "SET", "WHERE", "DELETE", "FROM", "AND"}
 
 
 def named_identifiers(sql: str) -> tuple[set[str], set[str]]:

@@ -60,7 +60,8 @@ class SlurmExecutor(Executor):
         self._poll_index = 0
         self._next_poll = 0.0
         self._last_squeue = float("-inf")
-        self.calls = {"sbatch": 0, "squeue": 0}
+        self.calls = {"sbatch": 0, "squeue": 0, "sacct": 0}
+        self._no_accounting = os.environ.get("DRYPIPE_SACCT", "1") == "0"
 
     @property
     def running(self) -> int:
@@ -146,6 +147,24 @@ class SlurmExecutor(Executor):
         job_ids = [self.jobs[k] for k in keys if k in self.jobs]
         if job_ids:
             self.run(["scancel", *job_ids])
+
+    def account(self, job_ids: list[str]) -> dict[str, dict]:
+        """What finished jobs used, from sacct: ONE call for all of them; {} without accounting
+        (sacct fails, e.g. no slurmdbd: not asked again in this run)."""
+        if not job_ids or self._no_accounting:
+            return {}
+        self.calls["sacct"] += 1
+        try:
+            res = self.run(st.sacct_argv(job_ids), timeout=60)
+        except (OSError, subprocess.SubprocessError) as e:
+            res = None
+            log.info("sacct: %s", e)
+        if res is None or res.returncode != 0:
+            self._no_accounting = True
+            log.info("sacct unavailable (%s): no Slurm accounting figures in this run",
+                     (res.stderr.strip() if res is not None else "") or "no answer")
+            return {}
+        return st.parse_sacct(res.stdout)
 
     # -- polling ------------------------------------------------------------------------------
     def next_poll_in(self) -> float:

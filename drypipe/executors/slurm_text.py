@@ -160,3 +160,88 @@ def render_array_script(keys_rel: str) -> str:
             f"done < {shlex.quote(keys_rel)}\n"
             "echo \"drypipe: no task for array index ${SLURM_ARRAY_TASK_ID:-}\" >&2\n"
             "exit 2\n")
+
+
+# -- sacct: what finished jobs used (one call for every job that ended in a poll) ----------------
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "MaxRSS", "TotalCPU", "UserCPU", "SystemCPU", "ReqMem",
+                "Timelimit", "NCPUS")
+
+
+def sacct_argv(job_ids: list[str]) -> list[str]:
+    return ["sacct", "--noheader", "--parsable2", "--jobs", ",".join(job_ids),
+            "--format", ",".join(SACCT_FIELDS)]
+
+
+_SIZE = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+def parse_size(text: str) -> int | None:
+    """sacct sizes: '204800K', '1.50G', '4000M', '4Gn'/'4Gc' (ReqMem per node/cpu) -> bytes."""
+    t = text.strip().rstrip("nc")
+    if not t:
+        return None
+    unit = t[-1].upper() if t[-1].isalpha() else ""
+    try:
+        return int(float(t[:-1] if unit else t) * _SIZE[unit])
+    except (ValueError, KeyError):
+        return None
+
+
+def parse_duration(text: str) -> float | None:
+    """sacct times: 'MM:SS.mmm', 'HH:MM:SS', 'D-HH:MM:SS' -> seconds."""
+    t = text.strip()
+    if not t or t in ("INVALID", "UNLIMITED", "Partition_Limit"):
+        return None
+    days = 0
+    if "-" in t:
+        d, t = t.split("-", 1)
+        days = int(d)
+    parts = t.split(":")
+    try:
+        secs = float(parts[-1])
+        mins = int(parts[-2]) if len(parts) >= 2 else 0
+        hours = int(parts[-3]) if len(parts) >= 3 else 0
+    except ValueError:
+        return None
+    return ((days * 24 + hours) * 60 + mins) * 60 + secs
+
+
+def parse_sacct(stdout: str) -> dict[str, dict]:
+    """`sacct --parsable2` rows -> {job id: figures}, the rows of a job's steps (`<id>.batch`,
+    `<id>.0`, `<id>.extern`) merged into its own: MaxRSS is the largest of its steps'; State,
+    ExitCode, TotalCPU and the request come from the job's row (a step's State such as
+    OUT_OF_MEMORY is kept when the job's says only FAILED)."""
+    out: dict[str, dict] = {}
+    for line in stdout.splitlines():
+        cols = line.split("|")
+        if len(cols) < len(SACCT_FIELDS):
+            continue
+        row = dict(zip(SACCT_FIELDS, cols))
+        job, _, step = row["JobID"].partition(".")
+        figures = out.setdefault(job, {})
+        rss = parse_size(row["MaxRSS"])
+        if rss is not None:
+            figures["peak_rss"] = max(rss, figures.get("peak_rss", 0))
+            figures["peak_rss_source"] = "sacct"
+        state = row["State"].split()[0] if row["State"] else ""
+        if not step:
+            if state:
+                figures["slurm_state"] = state if figures.get("slurm_state") != "OUT_OF_MEMORY" else "OUT_OF_MEMORY"
+            code = row["ExitCode"].split(":")[0]
+            if code.isdigit():
+                figures["exit"] = int(code)
+            for name, field in (("cpu_user", "UserCPU"), ("cpu_sys", "SystemCPU")):
+                v = parse_duration(row[field])
+                if v is not None:
+                    figures[name] = v
+            mem = parse_size(row["ReqMem"])
+            if mem is not None:
+                figures["req_mem"] = mem
+            limit = parse_duration(row["Timelimit"])
+            if limit is not None:
+                figures["req_time"] = limit
+            if row["NCPUS"].isdigit():
+                figures["req_cpus"] = int(row["NCPUS"])
+        elif state == "OUT_OF_MEMORY":
+            figures["slurm_state"] = "OUT_OF_MEMORY"
+    return out

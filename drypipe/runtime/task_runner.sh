@@ -43,8 +43,53 @@ __drypipe_fail() {  # step message...
   local __drypipe_failed_step=$1; shift
   __drypipe_log "error: $*"
   printf 'drypipe: task %s: %s\n' "$__task_key" "$*" >> "$__task_dir/out.log"
+  __drypipe_usage "${__drypipe_exit:-1}"
   __drypipe_state "failed.$__drypipe_failed_step"
   exit 1
+}
+
+# -- what an attempt used, measured by the kernel, read without forking ---------------------
+# CPU: user and system ticks of the launcher and of every process it reaped (its steps, and
+# what they reaped in turn): /proc/<launcher>/stat utime, stime, cutime, cstime. Peak memory:
+# the attempt's own memory cgroup, whole process tree: a Slurm job's (task/cgroup), else one
+# made for the attempt where this machine lets us (cgroup v1 memory hierarchy writable; the
+# peak counts page cache too); none where neither is possible (DRYPIPE_CGROUPS=0: never).
+__drypipe_cg= __drypipe_cg_file= __drypipe_cg_parent=
+__drypipe_cg_join() {
+  [[ ${DRYPIPE_CGROUPS:-1} == 0 || ! -r /proc/self/cgroup ]] && return 0
+  local __drypipe_l __drypipe_p= __drypipe_f=
+  while IFS= read -r __drypipe_l; do
+    case $__drypipe_l in
+      *:memory:*) __drypipe_p=/sys/fs/cgroup/memory${__drypipe_l#*:memory:}; __drypipe_f=memory.max_usage_in_bytes ;;
+      0::*) [[ -z $__drypipe_f ]] && { __drypipe_p=/sys/fs/cgroup${__drypipe_l#0::}; __drypipe_f=memory.peak; } ;;
+    esac
+  done < /proc/self/cgroup
+  __drypipe_p=${__drypipe_p%/}
+  [[ -n $__drypipe_p && -r $__drypipe_p/$__drypipe_f ]] || return 0
+  if [[ -n ${SLURM_JOB_ID:-} && $__drypipe_p == *job_${SLURM_JOB_ID}* ]]; then
+    __drypipe_cg=$__drypipe_p __drypipe_cg_file=$__drypipe_f  # the job's own
+    return 0
+  fi
+  [[ $__drypipe_f == memory.max_usage_in_bytes && -w $__drypipe_p/cgroup.procs ]] || return 0
+  local __drypipe_d=$__drypipe_p/drypipe-$BASHPID
+  drypipe_mkdir "$__drypipe_d" 2>/dev/null || return 0
+  if { echo "$BASHPID" > "$__drypipe_d/cgroup.procs"; } 2>/dev/null; then
+    __drypipe_cg=$__drypipe_d __drypipe_cg_file=$__drypipe_f __drypipe_cg_parent=$__drypipe_p
+  else
+    drypipe_rmdir "$__drypipe_d"
+  fi
+}
+
+__drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of drypipe.log)
+  local __drypipe_s= __drypipe_v= __drypipe_f
+  { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null
+  __drypipe_f=(${__drypipe_s##*) })
+  [[ -n $__drypipe_cg ]] && { read -r __drypipe_v < "$__drypipe_cg/$__drypipe_cg_file"; } 2>/dev/null
+  __drypipe_log "usage exit=$1 host=${HOSTNAME:-?}${__drypipe_f[14]:+ ticks=$((__drypipe_f[11] + __drypipe_f[13])),$((__drypipe_f[12] + __drypipe_f[14]))}${__drypipe_v:+ peak_rss=$__drypipe_v}"
+  if [[ -n $__drypipe_cg_parent ]]; then  # leave the attempt's cgroup, and remove it
+    { echo "$BASHPID" > "$__drypipe_cg_parent/cgroup.procs"; } 2>/dev/null && drypipe_rmdir "$__drypipe_cg"
+    __drypipe_cg_parent=
+  fi
 }
 
 __drypipe_load_vars() {
@@ -104,6 +149,7 @@ __drypipe_in_container() {  # step: run `task step N` in the task's image (appta
 __drypipe_on_signal() {
   trap - TERM INT HUP
   __drypipe_log "received signal"
+  __drypipe_usage 143
   __drypipe_state "killed.${__drypipe_step:-0}"
   exit 143
 }
@@ -125,6 +171,7 @@ __drypipe_run() {
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
+  __drypipe_cg_join
   drypipe_mkdir "$__task_output_dir"
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
@@ -136,6 +183,7 @@ __drypipe_run() {
     "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
     __drypipe_rc=$?
     if (( __drypipe_rc != 0 )); then
+      __drypipe_exit=$__drypipe_rc
       if [[ -s $__task_dir/step-error ]]; then  # a python call broke its contract: say how
         IFS= read -r -d '' __drypipe_msg < "$__task_dir/step-error"
         : > "$__task_dir/step-error"
@@ -149,6 +197,7 @@ __drypipe_run() {
   __drypipe_check_outputs || __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
   [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
   trap - TERM INT HUP
+  __drypipe_usage 0
   __drypipe_state completed
   exit 0
 }

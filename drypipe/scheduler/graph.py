@@ -14,7 +14,8 @@ from ..state import states as S
 class Node:
     __slots__ = ("id", "key", "state", "step", "executer_type", "conf", "conf_id", "spec_json", "_spec",
                  "job_id", "created_at", "launched_at", "started_at", "ended_at", "message",
-                 "upstream", "downstream", "pending", "outputs", "log_offset", "start_step")
+                 "upstream", "downstream", "pending", "outputs", "log_offset", "start_step",
+                 "attempt", "run", "usage")
 
     def __init__(self, id_, key, state, step, executer_type, conf, conf_id, spec_json, spec=None):
         self.id = id_
@@ -36,6 +37,9 @@ class Node:
         self.outputs = None
         self.log_offset = 0
         self.start_step = 0
+        self.attempt = 0  # launches so far
+        self.run = None  # the current attempt (scheduler/attempts.py), while it runs
+        self.usage = None  # what its last attempt reported using (drypipe.log `usage` line)
 
     @property
     def spec(self) -> dict:

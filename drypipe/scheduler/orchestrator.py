@@ -27,7 +27,7 @@ from ..state import db, machine, statefile
 from ..state import states as S
 from ..state.lock import InstanceLock
 from ..state.store import Store, dumps, now
-from . import recovery, remote_tasks, restarts, slurm_tasks
+from . import attempts, recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
 from .result import NullReporter, RunResult, unsatisfied_waits
 from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
@@ -128,6 +128,7 @@ class Orchestrator:
     def _record(self, n: Node, state: str, step, at: float) -> None:
         self.store.touch(n)
         self.store.transition(n, state, step, at)
+        attempts.record(self, n, state, step, at)
 
     def mirror(self, n: Node) -> None:
         """Make the task dir's one state file name n's state (when the task has a dir)."""
@@ -346,6 +347,7 @@ class Orchestrator:
     def set_job_id(self, n: Node, job_id: str) -> None:
         n.job_id, n.start_step = job_id, 0
         self.store.touch(n)
+        attempts.set_native_id(self, n)
         if n.executer_type == "slurm":
             _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
 
@@ -365,8 +367,12 @@ class Orchestrator:
             ended = []
         for e in ended:
             recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
-        for e in self.slurm.poll():
-            recovery.ingest(self, self.graph.nodes[e.key], None, slurm=e)
+        ended = [(self.graph.nodes[e.key], e) for e in self.slurm.poll()]
+        runs = [n.run for n, _ in ended]
+        for n, e in ended:
+            recovery.ingest(self, n, None, slurm=e)
+        if ended:
+            attempts.add_accounting(self, runs)
         remote_tasks.poll(self)
 
     def launch_round(self, until: str | None = None, held: list[str] | None = None) -> None:
@@ -419,6 +425,7 @@ class Orchestrator:
             n.job_id = pid
             n.start_step = 0
             self.store.touch(n)
+            attempts.set_native_id(self, n)
 
     def interrupt(self) -> None:
         """Ctrl-C: stop the local tasks and record how they ended."""

@@ -19,6 +19,7 @@ from ..state import states as S
 from ..state.store import now
 from .graph import Node
 from .materialize import task_dir
+from . import attempts
 from .tasklog import attempt_offset, last_start, read_transitions
 
 log = logging.getLogger("drypipe.orchestrator")
@@ -54,6 +55,8 @@ def load(orch) -> None:
             orch.any_nonlocal = True
         next_id = max(next_id, r.id + 1)
     orch.next_id = next_id
+    if next_id > 1:
+        attempts.load(orch, store.load_attempts(running_only=True))
     blocked = []
     for n in graph.nodes.values():
         if n.state != S.COMPLETED:
@@ -186,7 +189,7 @@ def recover_remote_jobs(orch, nodes: list[Node]) -> None:
 
 def catch_up(orch, n: Node) -> None:
     """Fire the step-started events a running task logged since they were last read."""
-    transitions, _, _ = read_transitions(task_dir(orch.instance_dir, n.key), n.log_offset)
+    transitions, _, _, _ = read_transitions(task_dir(orch.instance_dir, n.key), n.log_offset)
     for at, state, step in transitions:
         if state == S.STEP_STARTED and n.state in S.ACTIVE and _forward(n, step):
             orch.fire(n, "step-started", at=at, step=step, mirror=False)
@@ -210,7 +213,7 @@ def ingest(orch, n: Node, returncode, slurm=None) -> None:
     if n.state not in S.ACTIVE:
         return  # already ingested (reported twice)
     tdir = task_dir(orch.instance_dir, n.key)
-    transitions, n.log_offset, message = read_transitions(tdir, n.log_offset)
+    transitions, n.log_offset, message, n.usage = read_transitions(tdir, n.log_offset)
     ending = None  # (at, state, step)
     first_started = None
     for at, state, step in transitions:
@@ -240,6 +243,7 @@ def ingest(orch, n: Node, returncode, slurm=None) -> None:
         message = ("task process ended without reporting (killed, or the machine restarted)"
                    if returncode is None else f"task process ended with status {returncode} without reporting")
     at, state, step = ending
+    attempts.remove_leftover_cgroup(n)
     if state == S.COMPLETED:
         n.outputs = _output_vars(tdir, n)
         if n.outputs:

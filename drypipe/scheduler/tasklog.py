@@ -7,8 +7,9 @@ from ..state import states as S
 
 
 def parse_lines(text: str):
-    """(transitions [(at, state, step)], last error message or None) from drypipe.log text."""
-    transitions, message = [], None
+    """(transitions [(at, state, step)], last error message or None, last usage or None) from
+    drypipe.log text."""
+    transitions, message, usage = [], None, None
     for line in text.splitlines():
         parts = line.split(" ", 2)
         if len(parts) < 3:
@@ -16,6 +17,9 @@ def parse_lines(text: str):
         event = parts[2]
         if event.startswith("error: "):
             message = event[len("error: "):]
+            continue
+        if event.startswith("usage "):
+            usage = parse_usage(event)
             continue
         if not S.is_state_name(event):
             continue
@@ -25,11 +29,40 @@ def parse_lines(text: str):
             continue
         state, step = S.parse(event)
         transitions.append((at, state, step))
-    return transitions, message
+    return transitions, message, usage
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def parse_usage(event: str) -> dict:
+    """`usage exit=3 host=n1 ticks=U,S peak_rss=B` (what the launcher read from /proc and its
+    cgroup at the end of an attempt) -> {"exit": 3, "host": "n1", "cpu_user": s, "cpu_sys": s,
+    "peak_rss": B}; fields that are missing or garbled are left out."""
+    out: dict = {}
+    for word in event.split()[1:]:
+        name, _, value = word.partition("=")
+        try:
+            if name == "exit":
+                out["exit"] = int(value)
+            elif name == "host":
+                out["host"] = value
+            elif name == "ticks":
+                user, sys_ = value.split(",")
+                out["cpu_user"], out["cpu_sys"] = int(user) / _CLK_TCK, int(sys_) / _CLK_TCK
+            elif name in ("peak_rss", "rchar", "wchar", "read_bytes", "write_bytes"):
+                out[name] = int(value)
+            elif name == "peak_rss_source":
+                out[name] = value
+        except ValueError:
+            continue
+    if "peak_rss" in out:
+        out.setdefault("peak_rss_source", "cgroup")
+    return out
 
 
 def read_transitions(task_dir: str, offset: int):
-    """Transitions logged since byte offset; returns (transitions, new offset, last error)."""
+    """Transitions logged since byte offset; returns (transitions, new offset, last error, usage)."""
     try:
         with open(os.path.join(task_dir, "drypipe.log"), "rb") as f:
             f.seek(offset)
@@ -37,8 +70,8 @@ def read_transitions(task_dir: str, offset: int):
     except FileNotFoundError:
         return [], offset, None
     end = data.rfind(b"\n") + 1
-    transitions, message = parse_lines(data[:end].decode("utf-8", "replace"))
-    return transitions, offset + end, message
+    transitions, message, usage = parse_lines(data[:end].decode("utf-8", "replace"))
+    return transitions, offset + end, message, usage
 
 
 def attempt_offset(task_dir: str, launched_at: float | None) -> int | None:

@@ -71,7 +71,40 @@ class OutputVar(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class AttemptRow(Base):
+    """One launch of a task (its attempt N) and what it used: written at launch, completed at
+    its end (by the orchestrator, from what the launcher, Slurm's sacct or the host reported).
+    Exposed to users as the view `attempts`, with Nextflow's trace column names (0002)."""
+    __tablename__ = "attempt"
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    executer: Mapped[str] = mapped_column(String)
+    native_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    host: Mapped[str | None] = mapped_column(String, nullable=True)
+    hash: Mapped[str] = mapped_column(String)
+    workdir: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    exit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    submit: Mapped[float] = mapped_column(Float)
+    start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    complete: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_user: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_sys: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_rss: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    peak_rss_source: Mapped[str | None] = mapped_column(String, nullable=True)
+    rchar: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wchar: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    read_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    write_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    slurm_state: Mapped[str | None] = mapped_column(String, nullable=True)
+    req_cpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    req_mem: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    req_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 task_table = TaskRow.__table__
+attempt_table = AttemptRow.__table__
 transition_table = Transition.__table__
 output_var_table = OutputVar.__table__
 task_conf_table = TaskConfRow.__table__

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from ..errors import InstanceError
-from .models import InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
+from .models import AttemptRow, InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
 
 
 # -- the write statements, compiled from the models once -----------------------------------------
@@ -63,9 +63,9 @@ def delete_statement(table: Table, where: Column) -> Statement:
 
 
 # the models' tables, and their columns by attribute name
-_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition)
-_meta, _conf, _task, _out, _trans = (m.__table__ for m in _MODELS)
-_m, _cf, _t, _o, _tr = (inspect(m).columns for m in _MODELS)
+_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition, AttemptRow)
+_meta, _conf, _task, _out, _trans, _att = (m.__table__ for m in _MODELS)
+_m, _cf, _t, _o, _tr, _a = (inspect(m).columns for m in _MODELS)
 
 SET_META = insert_statement(_meta, _m.name, _m.value, replace=True)
 INSERT_CONF = insert_statement(_conf, _cf.id, _cf.json)
@@ -80,6 +80,11 @@ UPDATE_TASK_DEFINITION = update_statement(_task, (_t.spec, _t.conf_id, _t.execut
 SET_OUTPUT = insert_statement(_out, _o.task_id, _o.name, _o.value, replace=True)
 INSERT_TRANSITION = insert_statement(_trans, _tr.task_id, _tr.state, _tr.step, _tr.at)
 DELETE_OUTPUTS = delete_statement(_out, where=_o.task_id)
+# rows of save_attempt(): every column, in the table's order (scheduler/attempts.Attempt.row)
+SAVE_ATTEMPT = insert_statement(_att, *_att.columns, replace=True)
+DELETE_ATTEMPT = _compile(delete(_att).where((_a.task_id == bindparam("where_task_id"))
+                                             & (_a.attempt == bindparam("where_attempt"))),
+                          _att, (_a.task_id, _a.attempt), ["where_task_id", "where_attempt"])
 # the reads of load_tasks(), in the order of its rows
 TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
             _t.launched_at, _t.started_at, _t.ended_at, _t.message)
@@ -104,6 +109,8 @@ class Store:
         self._next_conf_id = 1
         self._raw = None
         self._definitions: list[tuple] = []
+        self._attempts: dict[tuple[int, int], object] = {}  # (task id, attempt) -> Attempt to save
+        self._attempts_gone: list[tuple[int, int]] = []
 
     # -- reading --------------------------------------------------------------------------
     def load_meta(self) -> dict[str, str]:
@@ -129,6 +136,19 @@ class Store:
             return []
         with self.engine.connect() as c:
             return c.execute(select(*TASK_ROW).order_by(_t.id)).all()
+
+    def load_attempts(self, running_only: bool = False):
+        """Rows of the attempt table (every column, in the table's order); with running_only,
+        the highest attempt of each task and the rows still running."""
+        if self.engine is None:
+            return []
+        q = select(*_att.columns)
+        if running_only:
+            from sqlalchemy import func
+            last = select(_a.task_id, func.max(_a.attempt).label("n")).group_by(_a.task_id).subquery()
+            q = q.join(last, (last.c.task_id == _a.task_id) & (last.c.n == _a.attempt))
+        with self.engine.connect() as c:
+            return c.execute(q).all()
 
     def load_outputs(self) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {}
@@ -163,13 +183,25 @@ class Store:
     def transition(self, node, state: str, step, at: float) -> None:
         self._transitions.append((node.id, state, step, at))
 
+    def save_attempt(self, attempt) -> None:
+        key = (attempt.task_id, attempt.attempt)
+        self._attempts[key] = attempt
+        if key in self._attempts_gone:
+            self._attempts_gone.remove(key)
+
+    def delete_attempt(self, attempt) -> None:
+        key = (attempt.task_id, attempt.attempt)
+        self._attempts.pop(key, None)
+        self._attempts_gone.append(key)
+
     def set_outputs(self, node, values: dict[str, str]) -> None:
         self._outputs.extend((node.id, k, v) for k, v in values.items())
 
     @property
     def has_pending(self) -> bool:
         return bool(self._new_tasks or self._dirty or self._transitions or self._outputs
-                    or self._pending_conf or self._meta or self._definitions)
+                    or self._pending_conf or self._meta or self._definitions or self._attempts
+                    or self._attempts_gone)
 
     def flush(self) -> None:
         if self.dry_run:
@@ -201,6 +233,10 @@ class Store:
                 x(SET_OUTPUT.sql, self._outputs)
             if self._transitions:
                 x(INSERT_TRANSITION.sql, self._transitions)
+            if self._attempts_gone:
+                x(DELETE_ATTEMPT.sql, self._attempts_gone)
+            if self._attempts:
+                x(SAVE_ATTEMPT.sql, [a.row() for a in self._attempts.values()])
             self._raw.commit()
         except sqlite3.OperationalError as e:
             self._raw.rollback()
@@ -224,6 +260,8 @@ class Store:
         self._outputs.clear()
         self._transitions.clear()
         self._definitions.clear()
+        self._attempts.clear()
+        self._attempts_gone.clear()
 
     def update_definition(self, node, spec_json: str) -> None:
         self._definitions.append((spec_json, node.conf_id, node.executer_type, node.id))

@@ -1,0 +1,191 @@
+"""The attempts of tasks (the `attempt` table, the users' `attempts` view): one row per launch.
+
+Kept by the state machine's record hook (Orchestrator._record), so an attempt follows the task's
+transitions and nothing else: `launched` opens one (attempt N+1, its submit time, what a Slurm
+task requested), its first `step-started` is its start, a terminal state closes it with what the
+task reported using (the launcher's `usage` line: exit status, host, CPU of the whole reaped
+process tree, peak memory of its cgroup) and, for Slurm, what sacct adds. `launched -> ready`
+(a launch that never happened) removes it. Rows are written with the round's other changes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+from ..state import states as S
+from ..state.models import attempt_table
+
+COLUMNS = tuple(c.key for c in attempt_table.columns)
+
+
+class Attempt:
+    __slots__ = COLUMNS
+
+    def __init__(self, **values):
+        for c in COLUMNS:
+            setattr(self, c, values.get(c))
+
+    def row(self) -> tuple:
+        return tuple(getattr(self, c) for c in COLUMNS)
+
+
+def record(orch, n, state: str, step, at: float) -> None:
+    """n's state just became `state` (one transition): keep its attempt in step."""
+    a = n.run
+    if state == S.LAUNCHED:
+        n.attempt += 1
+        conf = n.conf
+        n.run = a = Attempt(task_id=n.id, attempt=n.attempt, executer=_executer(n), hash=definition_hash(n),
+                            workdir=os.path.join(orch.instance_dir, "output", n.key), status="running",
+                            submit=at, **requested(conf) if n.executer_type == "slurm" else {})
+    elif a is None:
+        return
+    elif state == S.STEP_STARTED:
+        if a.start is not None:
+            return
+        a.start = at
+    elif state in S.TERMINAL:
+        a.status, a.step, a.complete = state, step, at
+        a.start = a.start if a.start is not None else n.started_at
+        a.native_id = _native(n.job_id)
+        for k, v in (n.usage or {}).items():
+            setattr(a, k, v)
+        if state == S.COMPLETED:
+            a.exit = 0
+        n.usage = None
+        n.run = None
+    elif state == S.READY and a.status == "running":  # launch-lost: it never happened
+        orch.store.delete_attempt(a)
+        n.attempt -= 1
+        n.run = None
+        return
+    else:
+        return
+    orch.store.save_attempt(a)
+
+
+def remove_leftover_cgroup(n) -> None:
+    """A local attempt that ended without its `usage` line (killed before it could leave its
+    memory cgroup): remove the cgroup its launcher made (`drypipe-<pid>`, empty by now)."""
+    if n.usage is not None or n.executer_type == "slurm" or not str(n.job_id or "").isdigit():
+        return
+    base = _memory_cgroup()
+    if base:
+        try:
+            os.rmdir(os.path.join(base, f"drypipe-{n.job_id}"))
+        except OSError:
+            pass  # none (not made, or removed), or busy
+
+
+def _memory_cgroup() -> str | None:
+    """This process's cgroup v1 memory dir (where launchers make their attempts' cgroups)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                if ":memory:" in line:
+                    return "/sys/fs/cgroup/memory" + line.split(":memory:", 1)[1].strip().rstrip("/")
+    except OSError:
+        pass
+    return None
+
+
+def set_native_id(orch, n) -> None:
+    """The process or job of n's running attempt is known now."""
+    if n.run is not None:
+        n.run.native_id = _native(n.job_id)
+        orch.store.save_attempt(n.run)
+
+
+def add_accounting(orch, runs) -> None:
+    """Slurm attempts that just ended: what sacct says they used, asked in one call for all."""
+    runs = [a for a in runs if a is not None and a.native_id and a.status != "running"]
+    figures = orch.slurm.account([a.native_id for a in runs]) if runs else {}
+    for a in runs:
+        f = figures.get(a.native_id)
+        if not f:
+            continue
+        for k, v in f.items():
+            if k == "exit" and a.exit is not None:
+                continue  # the launcher's own word on its step's status is more precise
+            if k == "peak_rss" and a.peak_rss is not None and a.peak_rss_source == "cgroup":
+                continue
+            setattr(a, k, v)
+        orch.store.save_attempt(a)
+
+
+def load(orch, rows) -> None:
+    """rows of the attempt table: each task's count, and the running attempt of active tasks."""
+    nodes = {n.id: n for n in orch.graph.nodes.values()} if rows else {}
+    for values in rows:
+        n = nodes.get(values[0])
+        if n is None:
+            continue
+        a = Attempt(**dict(zip(COLUMNS, values)))
+        n.attempt = max(n.attempt, a.attempt)
+        if a.status == "running" and n.state in S.ACTIVE:
+            n.run = a
+
+
+def _native(job_id):
+    """A pid or job id; not the placeholder a Slurm task has before sbatch answered."""
+    return None if job_id is None or str(job_id).startswith("submitting:") else str(job_id)
+
+
+def definition_hash(n) -> str:
+    """8 hex digits naming the task's definition (its spec and TaskConf)."""
+    h = hashlib.sha1((n.spec_json or json.dumps(n.spec, sort_keys=True, separators=(",", ":"))).encode())
+    h.update(str(n.conf_id).encode())
+    return h.hexdigest()[:8]
+
+
+def _executer(n) -> str:
+    if n.conf is not None and n.conf.is_remote:
+        return "remote"
+    return "slurm" if n.executer_type == "slurm" else "process"
+
+
+_MEM = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$", re.I)
+_UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}  # sbatch: MB by default
+
+
+def requested(conf) -> dict:
+    """What a Slurm task asks for (--cpus-per-task, --mem, --time of its TaskConf), for the
+    report's used-vs-requested: {"req_cpus", "req_mem" (bytes), "req_time" (s)}."""
+    out: dict = {}
+    words = " ".join(getattr(conf, "sbatch_options", None) or ()).replace("=", " ").split()
+    for name, value in zip(words, words[1:]):
+        if name == "--mem":
+            m = _MEM.match(value)
+            if m:
+                out["req_mem"] = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+        elif name in ("--time", "-t"):
+            secs = slurm_time_seconds(value)
+            if secs is not None:
+                out["req_time"] = secs
+        elif name in ("--cpus-per-task", "-c") and value.isdigit():
+            out["req_cpus"] = int(value)
+    return out
+
+
+def slurm_time_seconds(text: str) -> float | None:
+    """Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S -> seconds (None if unreadable)."""
+    try:
+        days = 0
+        if "-" in text:
+            d, text = text.split("-", 1)
+            days = int(d)
+            parts = [int(x) for x in text.split(":")]
+            parts += [0] * (3 - len(parts))
+            h, m, s = parts
+        else:
+            parts = [int(x) for x in text.split(":")]
+            if len(parts) == 1:
+                h, m, s = 0, parts[0], 0
+            elif len(parts) == 2:
+                h, (m, s) = 0, parts
+            else:
+                h, m, s = parts
+        return float(((days * 24 + h) * 60 + m) * 60 + s)
+    except ValueError:
+        return None
