@@ -102,6 +102,7 @@ def test_a_retry_is_a_second_attempt_and_both_stay(tmp_path):
     flaky = view(inst)["flaky"]
     assert [(a["attempt"], a["status"], a["exit"]) for a in flaky] == [(1, "failed", 4), (2, "completed", 0)]
     assert flaky[1]["submit_epoch"] > flaky[0]["complete_epoch"]
+    assert flaky[0]["hash"] == flaky[1]["hash"]  # the same definition, run by two orchestrators
 
 
 def test_an_orchestrator_killed_mid_task_leaves_one_attempt_that_the_next_run_closes(tmp_path):

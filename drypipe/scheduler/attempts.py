@@ -134,7 +134,7 @@ def _native(job_id):
 
 def definition_hash(n) -> str:
     """8 hex digits naming the task's definition (its spec and TaskConf)."""
-    h = hashlib.sha1((n.spec_json or json.dumps(n.spec, sort_keys=True, separators=(",", ":"))).encode())
+    h = hashlib.sha1(json.dumps(n.spec, sort_keys=True, separators=(",", ":")).encode())
     h.update(str(n.conf_id).encode())
     return h.hexdigest()[:8]
 
