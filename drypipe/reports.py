@@ -60,8 +60,61 @@ def step_durations(transitions) -> dict[int, float]:
     return out
 
 
-def render_execution_times(tasks, transitions_by_key) -> str:
-    """Per task and per step durations, grouped by key prefix, with totals per group and overall."""
+def fmt_bytes(n: int | float | None) -> str:
+    """212 MB, 1.5 GB (powers of 1024); '' when unknown."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            break
+        value /= 1024
+    return f"{value:.0f} {unit}" if unit == "B" or value >= 10 else f"{value:.1f} {unit}"
+
+
+def last_attempts(attempt_rows) -> dict[str, dict]:
+    """Task key -> its last attempt, from rows of the `attempts` view (name, attempt, ...)."""
+    out: dict[str, dict] = {}
+    for r in attempt_rows:
+        prev = out.get(r["name"])
+        if prev is None or r["attempt"] >= prev["attempt"]:
+            out[r["name"]] = r
+    return out
+
+
+def read_attempts(instance_dir: str) -> list[dict]:
+    """The rows of an instance's `attempts` view that render_execution_times uses; none when
+    the database has no such view."""
+    import sqlite3
+    from sqlalchemy.exc import OperationalError
+    from .state import db
+    engine = db.open_db(instance_dir, create=False, upgrade=False, readonly=True)
+    try:
+        with engine.connect() as c:
+            res = c.exec_driver_sql("SELECT name, attempt, cpu_user, cpu_sys, peak_rss FROM attempts")
+            return [dict(zip(res.keys(), r)) for r in res]
+    except (OperationalError, sqlite3.OperationalError):
+        return []
+    finally:
+        engine.dispose()
+
+
+def attempt_cpu(a: dict | None) -> float | None:
+    """CPU seconds (user + sys) of an attempt; None when unknown."""
+    if a is None or (a.get("cpu_user") is None and a.get("cpu_sys") is None):
+        return None
+    return (a.get("cpu_user") or 0.0) + (a.get("cpu_sys") or 0.0)
+
+
+def render_execution_times(tasks, transitions_by_key, attempts=None) -> str:
+    """Per task and per step durations, CPU time (user + sys) and peak memory of its last
+    attempt, grouped by key prefix, with totals per group and overall.
+
+    attempts: rows of the `attempts` view (Instance.attempts()); read from the tasks' instance
+    when not given. CPU and memory are blank when unknown."""
+    if attempts is None:
+        attempts = read_attempts(tasks[0].instance_dir) if tasks and hasattr(tasks[0], "instance_dir") else []
+    last = last_attempts(attempts)
     groups: OrderedDict[str, list] = OrderedDict()
     for t in tasks:
         groups.setdefault(key_group(t.key), []).append(t)
@@ -69,16 +122,26 @@ def render_execution_times(tasks, transitions_by_key) -> str:
     grand = 0.0
     for g, ts in groups.items():
         total = 0.0
+        cpus, peaks = [], []
         for t in ts:
             steps = step_durations(transitions_by_key.get(t.key, []))
             d = t.duration
             total += d or 0.0
             step_txt = " ".join(f"{n}:{fmt_seconds(s)}" for n, s in sorted(steps.items()))
-            rows.append([t.key, t.state_name, fmt_seconds(d), step_txt])
+            a = last.get(t.key)
+            cpu = attempt_cpu(a)
+            peak = a.get("peak_rss") if a else None
+            if cpu is not None:
+                cpus.append(cpu)
+            if peak is not None:
+                peaks.append(peak)
+            rows.append([t.key, t.state_name, fmt_seconds(d), step_txt,
+                         "" if cpu is None else fmt_seconds(cpu), fmt_bytes(peak)])
         grand += total
         known = [t.duration for t in ts if t.duration is not None]
         mean = sum(known) / len(known) if known else None
         rows.append([f"  {g}: {len(ts)} tasks", "", fmt_seconds(total),
-                     f"mean {fmt_seconds(mean)}, max {fmt_seconds(max(known) if known else None)}"])
-    out = table(["task", "state", "duration", "steps (n:duration)"], rows)
+                     f"mean {fmt_seconds(mean)}, max {fmt_seconds(max(known) if known else None)}",
+                     fmt_seconds(sum(cpus)) if cpus else "", f"max {fmt_bytes(max(peaks))}" if peaks else ""])
+    out = table(["task", "state", "duration", "steps (n:duration)", "cpu", "peak mem"], rows)
     return out + f"\n\ntotal: {len(tasks)} tasks, {fmt_seconds(grand)} of task time"

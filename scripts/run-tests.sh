@@ -11,6 +11,15 @@ export DRYPIPE_TEST_SERVICES=${DRYPIPE_TEST_SERVICES:-/var/tmp/drypipe-test-serv
 export SLURM_MAX_ARRAY_SIZE=${SLURM_MAX_ARRAY_SIZE:-100}
 
 if [[ $(id -u) == 0 ]]; then
+  # headless Chromium opens the HTML report of `drypipe report` (tests/test_report_html.py)
+  if ! command -v chromium >/dev/null; then
+    echo "run-tests: apt-get install chromium" >&2
+    if ! { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null &&
+           apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then
+      echo "run-tests: installing chromium failed (see above)" >&2
+      exit 1
+    fi
+  fi
   if ! scripts/services-up.sh >/dev/null; then
     echo "run-tests: starting Slurm and sshd failed (see above)" >&2
     exit 1

@@ -510,7 +510,8 @@ def test_database_from_a_newer_drypipe(instance_dir):
     assert_verbose_traceback(drypipe("-v", *args, cwd=REPO), line)
     con = sqlite3.connect(db)
     assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)  # untouched
-    con.execute("UPDATE alembic_version SET version_num='0001'")
+    from drypipe.state.db import SCHEMA_REVISION
+    con.execute("UPDATE alembic_version SET version_num=?", (SCHEMA_REVISION,))  # what it was
     con.commit()
     con.close()
     assert assert_consistent(instance_dir) == {"a": "completed", "b": "completed"}

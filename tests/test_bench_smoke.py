@@ -148,7 +148,8 @@ def test_quick_slurm_run_counts_the_slurm_commands(tmp_path):
     calls = {c: v["runs"][0] for c, v in w["calls"].items()}
     assert calls["sbatch"] == math.ceil(30 / max_array) == w["sbatch_limit"][0]  # job arrays
     assert 1 <= calls["squeue"] < 30  # one squeue per polling round, not per task
-    assert calls["scontrol"] <= 1 and calls["sacct"] == 0 and calls["scancel"] == 0
+    # sacct: asked once (no accounting on the test cluster: never again), never once per job
+    assert calls["scontrol"] <= 1 and calls["sacct"] <= 1 and calls["scancel"] == 0
     assert w["max_array_size"] == [max_array]
     d = w["drypipe"]
     assert d["median_s"] > 0 and 0 < d["first_sbatch_s"][0] < d["last_output_s"][0] <= d["median_s"]

@@ -70,7 +70,12 @@ def report_execution_times(pipeline_instance_dir, task_key, filter_glob):
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between refreshes of --watch.")
 def status(pipeline_instance_dir, watch, interval):
-    """Live counts per state and the running and failed tasks; safe beside a running `drypipe run`.
+    """Live counts per state and per key group, the running tasks (the longest running first)
+    and the failed ones, done/total and an ETA from the durations observed so far; safe beside
+    a running `drypipe run`.
+
+    With --watch on a terminal the view is redrawn; otherwise (piped to a file, a log) one plain
+    line per interval: `12:01:05 42/100 completed, 3 running, 1 failed, ETA 2m10s`.
 
     \b
     Example (in a second terminal):
@@ -82,16 +87,22 @@ def status(pipeline_instance_dir, watch, interval):
     if is_service_home(pipeline_instance_dir):
         _service_status(pipeline_instance_dir, watch, interval)
         return
+    from ..observe import progress
     inst = _instance(pipeline_instance_dir)
-    tty = sys.stdout.isatty()
+    plain = watch and not sys.stdout.isatty()
+    first = True
     while True:
-        text = _status_text(inst)
-        if watch and tty:
-            click.echo("\033[H\033[J" + text)
+        pid = inst.running_orchestrator  # before the tasks: the last frame is read after the run
+        p = progress.compute_progress(inst.tasks(), time.time())
+        if plain:
+            if first:
+                click.echo(progress.header_line(inst.instance_dir, pid))
+            click.echo(progress.clock_line(p.summary, p.now))
         else:
-            click.echo(text)
+            click.echo(("\033[H\033[J" if watch else "") + progress.status_text(p, inst.instance_dir, pid))
         sys.stdout.flush()
-        if not watch or inst.running_orchestrator is None:
+        first = False
+        if not watch or pid is None:
             return
         time.sleep(interval)  # a display refresh, not a wait on a condition
 
@@ -106,31 +117,6 @@ def _service_status(home, watch, interval):
         if not watch:
             return
         time.sleep(interval)  # a display refresh, not a wait on a condition
-
-
-def _status_text(inst) -> str:
-    from ..reports import fmt_seconds, state_counts_line
-    from ..state import states as S
-    tasks = inst.tasks()
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.state] = counts.get(t.state, 0) + 1
-    pid = inst.running_orchestrator
-    lines = [f"{inst.instance_dir}: {'orchestrator running (pid %s)' % pid if pid else 'no orchestrator running'}",
-             f"{len(tasks)} tasks: {state_counts_line(counts)}"]
-    now = time.time()
-    running = [t for t in tasks if t.state in S.ACTIVE]
-    if running:
-        lines.append(f"running ({len(running)}):")
-        lines += [f"  {t.key}  {t.state_name}  {fmt_seconds(now - (t.started_at or t.launched_at or now))}"
-                  for t in running[:20]]
-        if len(running) > 20:
-            lines.append(f"  ... and {len(running) - 20} more")
-    failed = [t for t in tasks if t.state in S.FAILURES]
-    if failed:
-        lines.append(f"failed ({len(failed)}):")
-        lines += [f"  {t.key}  {t.state_name}  {t.message or ''}  {t.out_log}" for t in failed[:20]]
-    return "\n".join(lines)
 
 
 @click.command("poll-task")

@@ -57,7 +57,7 @@ def cli(ctx, verbose, very_verbose, dry_run):
 DRY_RUN_AWARE = frozenset({"run", "prepare", "restart", "task"})
 # ... these only read; every other command does nothing under --dry-run
 READ_ONLY = frozenset({"list-states", "status", "report-execution-times", "poll-task", "dump-env",
-                       "array-rsync-list"})
+                       "array-rsync-list", "trace", "dag"})
 
 
 def _load(generator):
@@ -161,13 +161,16 @@ def _register():
     from . import remote as _remote
     from . import slurm as _slurm
     from . import service as _service
+    from . import observe as _observe
+    from . import htmlreport as _htmlreport
     for cmd in (_remote.upload_task_inputs, _remote.upload_drypipe_for_remote_instance, _remote.remote_exec,
                 _remote.fetch_remote_state, _remote.array_upload, _remote.array_submit_from_remote,
                 _remote.array_watch_from_remote, _remote.array_download,
                 _inspect.list_states, _inspect.report_execution_times, _inspect.status, _inspect.poll_task,
                 _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
                 _slurm.sbatch_gen, _slurm.sbatch, _slurm.array_create_parent, _slurm.array_submit,
-                _slurm.restart_failed_array_tasks, _slurm.array_rsync_list, _service.service):
+                _slurm.restart_failed_array_tasks, _slurm.array_rsync_list, _service.service,
+                _observe.trace, _observe.dag, _htmlreport.report):
         cli.add_command(cmd)
 
 

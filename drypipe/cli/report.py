@@ -7,6 +7,7 @@ import time
 
 import click
 
+from ..observe.progress import ProgressTracker, newest, run_line
 from ..state import states as S
 
 ORDER = (S.COMPLETED, S.LAUNCHED, S.STEP_STARTED, S.READY, S.WAITING, S.FAILED, S.KILLED, S.TIMED_OUT)
@@ -22,27 +23,48 @@ def format_counts(counts: dict[str, int]) -> str:
 
 
 class ConsoleReporter:
-    """Progress on stderr: a line redrawn in place on a terminal, one line every 10 s otherwise."""
+    """Progress on stderr: done/total, running, failed and an ETA (drypipe/observe/progress.py),
+    redrawn in place on a terminal (at most 10 times a second), one line every 10 s otherwise.
+
+    It is called every scheduling round: a round costs a clock read. The counts are kept up to
+    date from the run's events (task_ended, new tasks in the graph), never by scanning the graph,
+    except once when the run starts; the last line has the counts the run ended with."""
+
+    TTY_INTERVAL = 0.1
+    PLAIN_INTERVAL = 10.0
 
     def __init__(self, quiet: bool = False, stream=None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.tty = self.stream.isatty()
+        self.interval = self.TTY_INTERVAL if self.tty else self.PLAIN_INTERVAL
         self.t0 = time.monotonic()
-        self._last = 0.0
+        self._last = float("-inf")
         self._last_text = ""
+        self.tracker = ProgressTracker()
+        self._known = 0  # tasks of the graph the tracker has counted
 
-    def _emit(self, orch, force=False):
-        if self.quiet:
+    def _sync(self, orch) -> None:
+        """Count the tasks the generator added to the graph since the last call (they are
+        added at its end; none is removed)."""
+        nodes = orch.graph.nodes
+        n = len(nodes)
+        if n == self._known:
             return
+        if n > self._known:
+            for node in newest(nodes, n - self._known):
+                self.tracker.add(node)
+        else:
+            self.tracker = ProgressTracker.from_tasks(nodes.values())
+        self._known = n
+
+    def _emit(self, orch, summary=None, force=False):
         nowt = time.monotonic()
-        interval = 0.2 if self.tty else 10.0
-        if not force and nowt - self._last < interval:
-            return
         self._last = nowt
-        counts = orch.graph.counts()
-        total = sum(counts.values())
-        text = f"[{nowt - self.t0:7.1f}s] {total} tasks: {format_counts(counts)}"
+        if summary is None:
+            self._sync(orch)
+            summary = self.tracker.summary(orch.local.running + orch.slurm.running + orch.remote.running)
+        text = run_line(summary, nowt - self.t0)
         if text == self._last_text and not force:
             return
         self._last_text = text
@@ -53,26 +75,38 @@ class ConsoleReporter:
         self.stream.flush()
 
     def started(self, orch):
-        if not self.quiet:
-            self.stream.write(f"drypipe: running {orch.instance_dir} "
-                              f"(up to {orch.local.max_parallel} local tasks at once)\n")
+        if self.quiet:
+            return
+        self.stream.write(f"drypipe: running {orch.instance_dir} "
+                          f"(up to {orch.local.max_parallel} local tasks at once)\n")
+        self.tracker = ProgressTracker.from_tasks(orch.graph.nodes.values())
+        self._known = len(orch.graph.nodes)
 
     def generated(self, orch, n):
-        pass
+        if not self.quiet:
+            self._sync(orch)
 
     def progress(self, orch):
-        self._emit(orch)
+        if not self.quiet and time.monotonic() - self._last >= self.interval:
+            self._emit(orch)
 
     def task_ended(self, orch, node):
-        if node.state in S.FAILURES and not self.quiet:
+        if self.quiet:
+            return
+        self._sync(orch)
+        self.tracker.ended(node)
+        if node.state in S.FAILURES:
             if self.tty:
                 self.stream.write("\r\033[K")
+                self._last, self._last_text = float("-inf"), ""  # the progress line is redrawn
             self.stream.write(f"task {node.key}: {node.state_name}"
                               + (f" ({node.message})" if node.message else "") + "\n")
 
     def finished(self, orch, result):
-        self._emit(orch, force=True)
-        if self.tty and not self.quiet:
+        if self.quiet:
+            return
+        self._emit(orch, self.tracker.summary_of_counts(result.counts), force=True)
+        if self.tty:
             self.stream.write("\n")
 
 

@@ -68,7 +68,7 @@ def read_transitions(task_dir: str, offset: int):
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
-        return [], offset, None
+        return [], offset, None, None
     end = data.rfind(b"\n") + 1
     transitions, message, usage = parse_lines(data[:end].decode("utf-8", "replace"))
     return transitions, offset + end, message, usage
