@@ -61,7 +61,7 @@ def test_each_attempt_records_what_it_used(tmp_path):
     res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO)
     assert res.returncode == 1, res  # `fails` failed
     rows = view(inst)
-    assert set(rows) == {"alloc", "sleep", "spin", "fails"} and all(len(v) == 1 for v in rows.values())
+    assert set(rows) == {"alloc", "sleep", "spin", "fails", "io"} and all(len(v) == 1 for v in rows.values())
     sleep, spin, fails, alloc = rows["sleep"][0], rows["spin"][0], rows["fails"][0], rows["alloc"][0]
     # sleep 1: at least 1000 ms of real time, hardly any CPU
     assert sleep["status"] == "completed" and sleep["exit"] == 0 and sleep["realtime"] >= 1000
@@ -79,6 +79,11 @@ def test_each_attempt_records_what_it_used(tmp_path):
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["submit"]) and r["complete"] >= r["start"]
         assert r["workdir"] == str(inst / "output" / r["name"])
     assert rows["alloc"][0]["hash"] != rows["sleep"][0]["hash"]
+    # I/O of the whole tree: head read 8 MiB of /dev/zero and wrote them to a file, which cat
+    # read and wrote to /dev/null: 16 MiB each way, and a little of the launcher's own
+    io = rows["io"][0]
+    assert 16 * MB <= io["rchar"] <= 18 * MB and 16 * MB <= io["wchar"] <= 18 * MB, io
+    assert sleep["rchar"] < MB and sleep["wchar"] < MB
     from drypipe import Instance
     assert [a["name"] for a in Instance(str(inst)).attempts()] == [r["name"] for v in rows.values() for r in v]
 

@@ -50,7 +50,8 @@ __drypipe_fail() {  # step message...
 
 # -- what an attempt used, measured by the kernel, read without forking ---------------------
 # CPU: user and system ticks of the launcher and of every process it reaped (its steps, and
-# what they reaped in turn): /proc/<launcher>/stat utime, stime, cutime, cstime. Peak memory:
+# what they reaped in turn): /proc/<launcher>/stat utime, stime, cutime, cstime. I/O: the same
+# tree's rchar, wchar, read_bytes, write_bytes, from /proc/<launcher>/io. Peak memory:
 # the attempt's own memory cgroup, whole process tree: a Slurm job's (task/cgroup), else one
 # made for the attempt where this machine lets us (cgroup v1 memory hierarchy writable; the
 # peak counts page cache too); none where neither is possible (DRYPIPE_CGROUPS=0: never).
@@ -81,11 +82,15 @@ __drypipe_cg_join() {
 }
 
 __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of drypipe.log)
-  local __drypipe_s= __drypipe_v= __drypipe_f
+  local __drypipe_s= __drypipe_v= __drypipe_f __drypipe_io= __drypipe_l
   { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null
   __drypipe_f=(${__drypipe_s##*) })
+  # I/O: the kernel adds a reaped child's counters to its parent's, as it does for CPU
+  { while read -r __drypipe_l; do
+      case $__drypipe_l in rchar:*|wchar:*|read_bytes:*|write_bytes:*) __drypipe_io+=" ${__drypipe_l%%:*}=${__drypipe_l##* }" ;; esac
+    done < "/proc/$BASHPID/io"; } 2>/dev/null
   [[ -n $__drypipe_cg ]] && { read -r __drypipe_v < "$__drypipe_cg/$__drypipe_cg_file"; } 2>/dev/null
-  __drypipe_log "usage exit=$1 host=${HOSTNAME:-?}${__drypipe_f[14]:+ ticks=$((__drypipe_f[11] + __drypipe_f[13])),$((__drypipe_f[12] + __drypipe_f[14]))}${__drypipe_v:+ peak_rss=$__drypipe_v}"
+  __drypipe_log "usage exit=$1 host=${HOSTNAME:-?}${__drypipe_f[14]:+ ticks=$((__drypipe_f[11] + __drypipe_f[13])),$((__drypipe_f[12] + __drypipe_f[14]))}${__drypipe_v:+ peak_rss=$__drypipe_v}$__drypipe_io"
   if [[ -n $__drypipe_cg_parent ]]; then  # leave the attempt's cgroup, and remove it
     { echo "$BASHPID" > "$__drypipe_cg_parent/cgroup.procs"; } 2>/dev/null && drypipe_rmdir "$__drypipe_cg"
     __drypipe_cg_parent=

@@ -9,8 +9,13 @@ ALLOC = 'python3 -c "import time; b = bytearray(b\\"x\\") * (200 * 1024 * 1024);
 SPIN = 'for ((i = 0; i < 400000; i++)); do :; done; times > times.txt\n'
 
 
+# 8 MiB written to a file, then read back, by child processes of the step
+IO = 'head -c 8388608 /dev/zero > data.bin; cat data.bin > /dev/null; rm data.bin\n'
+
+
 def measured(dsl):
     yield dsl.task(key="alloc").calls(ALLOC)()
+    yield dsl.task(key="io").calls(IO)()
     yield dsl.task(key="sleep").calls("sleep 1\n")()
     yield dsl.task(key="spin").calls(SPIN)()
     yield dsl.task(key="fails").calls("echo before > f.txt\n").calls('echo "about to fail"; exit 7\n')()
