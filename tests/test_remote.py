@@ -63,6 +63,12 @@ def test_mixed_local_and_remote_tasks_files_and_variables_both_ways(ssh, base, i
     assert state_files(instance_dir) == {k: ["state.completed"] for k in ("local-a", "remote-b", "remote-py", "local-d")}
     tasks = {t.key: t for t in Instance(str(instance_dir)).tasks()}
     assert tasks["remote-b"].job_id.startswith("drypipe-remote@127.0.0.1:2222:")
+    # its attempt, measured on the host by its launcher and brought back with drypipe.log
+    att = {a["name"]: a for a in Instance(str(instance_dir)).attempts()}
+    rb = att["remote-b"]
+    assert (rb["executer"], rb["status"], rb["exit"], rb["attempt"]) == ("remote", "completed", 0, 1)
+    assert rb["host"] and rb["cpu_user"] is not None and rb["wchar"] > 0 and rb["realtime"] >= 0
+    assert rb["native_id"] == tasks["remote-b"].job_id
 
 
 def test_unknown_host_key_is_refused(ssh, base, instance_dir, tmp_path):
