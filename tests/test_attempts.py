@@ -89,14 +89,23 @@ def test_each_attempt_records_what_it_used(tmp_path):
 
 
 def test_a_task_that_allocates_200_mb_reports_its_peak_within_25_percent(tmp_path):
+    """With DRYPIPE_CGROUPS=1 (a memory cgroup per attempt; not the default, see README)."""
     require_memory_measurement()
     inst = tmp_path / "inst"
-    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO)
+    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO, env={"DRYPIPE_CGROUPS": "1"})
     alloc = view(inst)["alloc"][0]
     assert alloc["peak_rss_source"] == "cgroup"
     assert 0.75 * 200 * MB <= alloc["peak_rss"] <= 1.25 * 200 * MB, alloc["peak_rss"] / MB
     # and a task that allocates nothing does not report the 200 MB of its neighbour
     assert view(inst)["sleep"][0]["peak_rss"] < 20 * MB
+
+
+def test_no_memory_cgroup_is_made_by_default(tmp_path):
+    inst = tmp_path / "inst"
+    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO, env={"DRYPIPE_CGROUPS": ""})
+    alloc = view(inst)["alloc"][0]
+    assert alloc["peak_rss"] is None and alloc["peak_rss_source"] is None
+    assert alloc["cpu_user"] > 0.05 and alloc["wchar"] is not None  # CPU and I/O all the same
 
 
 def test_a_retry_is_a_second_attempt_and_both_stay(tmp_path):
@@ -181,7 +190,10 @@ def test_slurm_time_and_size_formats():
 @pytest.mark.slurm
 def test_slurm_attempts_record_use_and_request(tmp_path):
     require_memory_measurement()
-    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2"}
+    # the test cluster gives jobs no memory cgroup of their own (TaskPlugin=task/none): the
+    # launcher makes one (DRYPIPE_CGROUPS=1, passed to the job by sbatch's --export=ALL)
+    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2",
+           "DRYPIPE_CGROUPS": "1"}
     inst = tmp_path / "inst"
     try:
         res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:on_slurm", cwd=REPO, env=env, timeout=300)

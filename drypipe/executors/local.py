@@ -42,6 +42,7 @@ from .slots import SlotPool
 
 SPAWNER = r'''set -m
 . "$1" || exit 2
+__drypipe_watched=1  # its tasks' orchestrator removes their spent cgroups (runtime: __drypipe_usage)
 while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
   ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
   echo "$!"

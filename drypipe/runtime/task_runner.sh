@@ -52,12 +52,14 @@ __drypipe_fail() {  # step message...
 # CPU: user and system ticks of the launcher and of every process it reaped (its steps, and
 # what they reaped in turn): /proc/<launcher>/stat utime, stime, cutime, cstime. I/O: the same
 # tree's rchar, wchar, read_bytes, write_bytes, from /proc/<launcher>/io. Peak memory:
-# the attempt's own memory cgroup, whole process tree: a Slurm job's (task/cgroup), else one
-# made for the attempt where this machine lets us (cgroup v1 memory hierarchy writable; the
-# peak counts page cache too); none where neither is possible (DRYPIPE_CGROUPS=0: never).
+# the attempt's own memory cgroup, whole process tree: a Slurm job's (task/cgroup), else, with
+# DRYPIPE_CGROUPS=1, one made for the attempt where this machine lets us (cgroup v1 memory
+# hierarchy writable; the peak counts page cache too). Not by default: a memory cgroup that
+# held page cache lingers in the kernel after its removal (a "dying" memcg) until the cache is
+# reclaimed, and one per task adds up to thousands a day. DRYPIPE_CGROUPS=0: none at all.
 __drypipe_cg= __drypipe_cg_file= __drypipe_cg_parent=
 __drypipe_cg_join() {
-  [[ ${DRYPIPE_CGROUPS:-1} == 0 || ! -r /proc/self/cgroup ]] && return 0
+  [[ ${DRYPIPE_CGROUPS:-} == 0 || ! -r /proc/self/cgroup ]] && return 0
   local __drypipe_l __drypipe_p= __drypipe_f=
   while IFS= read -r __drypipe_l; do
     case $__drypipe_l in
@@ -71,7 +73,7 @@ __drypipe_cg_join() {
     __drypipe_cg=$__drypipe_p __drypipe_cg_file=$__drypipe_f  # the job's own
     return 0
   fi
-  [[ $__drypipe_f == memory.max_usage_in_bytes && -w $__drypipe_p/cgroup.procs ]] || return 0
+  [[ ${DRYPIPE_CGROUPS:-} == 1 && $__drypipe_f == memory.max_usage_in_bytes && -w $__drypipe_p/cgroup.procs ]] || return 0
   local __drypipe_d=$__drypipe_p/drypipe-$BASHPID
   drypipe_mkdir "$__drypipe_d" 2>/dev/null || return 0
   if { echo "$BASHPID" > "$__drypipe_d/cgroup.procs"; } 2>/dev/null; then
@@ -91,7 +93,9 @@ __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of 
     done < "/proc/$BASHPID/io"; } 2>/dev/null
   [[ -n $__drypipe_cg ]] && { read -r __drypipe_v < "$__drypipe_cg/$__drypipe_cg_file"; } 2>/dev/null
   __drypipe_log "usage exit=$1 host=${HOSTNAME:-?}${__drypipe_f[14]:+ ticks=$((__drypipe_f[11] + __drypipe_f[13])),$((__drypipe_f[12] + __drypipe_f[14]))}${__drypipe_v:+ peak_rss=$__drypipe_v}$__drypipe_io"
-  if [[ -n $__drypipe_cg_parent ]]; then  # leave the attempt's cgroup, and remove it
+  # leave the attempt's cgroup and remove it; a task forked by an orchestrator's spawner leaves
+  # that to the orchestrator, off its critical path (a migration costs ~250 us)
+  if [[ -n $__drypipe_cg_parent && -z ${__drypipe_watched:-} ]]; then
     { echo "$BASHPID" > "$__drypipe_cg_parent/cgroup.procs"; } 2>/dev/null && drypipe_rmdir "$__drypipe_cg"
     __drypipe_cg_parent=
   fi

@@ -65,17 +65,49 @@ def record(orch, n, state: str, step, at: float) -> None:
     orch.store.save_attempt(a)
 
 
-def remove_leftover_cgroup(n) -> None:
-    """A local attempt that ended without its `usage` line (killed before it could leave its
-    memory cgroup): remove the cgroup its launcher made (`drypipe-<pid>`, empty by now)."""
-    if n.usage is not None or n.executer_type == "slurm" or not str(n.job_id or "").isdigit():
+def spent_cgroup(orch, n) -> None:
+    """A local attempt ended: the memory cgroup its launcher made (`drypipe-<pid>`, empty now:
+    a launcher forked by the spawner does not remove it, nor does one killed) is removed at the
+    next wait (remove_spent_cgroups), after the launches its ending allowed."""
+    if n.executer_type == "slurm" or (n.conf is not None and n.conf.is_remote) \
+            or not str(n.job_id or "").isdigit():
         return
-    base = _memory_cgroup()
+    if not _MEMORY_CGROUP:  # where launchers make them: this process's own memory cgroup
+        _MEMORY_CGROUP.append(_memory_cgroup())
+    base = _MEMORY_CGROUP[0]
     if base:
+        orch.spent_cgroups.append(os.path.join(base, f"drypipe-{n.job_id}"))
+
+
+def remove_spent_cgroups(orch) -> None:
+    spent, orch.spent_cgroups = orch.spent_cgroups, []
+    for path in spent:
         try:
-            os.rmdir(os.path.join(base, f"drypipe-{n.job_id}"))
+            os.rmdir(path)
         except OSError:
             pass  # none (not made, or removed), or busy
+
+
+def sweep_cgroups() -> None:
+    """Remove the attempt cgroups whose launcher is dead (killed, or its orchestrator was, so
+    that nobody removed them): each launcher read its figures before it exited."""
+    if not _MEMORY_CGROUP:
+        _MEMORY_CGROUP.append(_memory_cgroup())
+    base = _MEMORY_CGROUP[0]
+    try:
+        names = [e for e in os.listdir(base) if e.startswith("drypipe-")] if base else []
+    except OSError:
+        return
+    for name in names:
+        pid = name[len("drypipe-"):]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.rmdir(os.path.join(base, name))
+            except OSError:
+                pass
+
+
+_MEMORY_CGROUP: list = []
 
 
 def _memory_cgroup() -> str | None:

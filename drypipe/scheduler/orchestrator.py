@@ -89,6 +89,7 @@ class Orchestrator:
         self.slurm = SlurmExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
+        self.spent_cgroups: list[str] = []  # memory cgroups of ended attempts, to remove
         self.array_seq: int | None = None  # the next .drypipe/_arrays/<n>
         self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
@@ -311,6 +312,7 @@ class Orchestrator:
             raise
         finally:
             self.local.shutdown(kill=False)
+            attempts.remove_spent_cgroups(self)
             self.store.flush()
             self.store.close()
         result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error)
@@ -353,6 +355,8 @@ class Orchestrator:
 
     def wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
+        if self.spent_cgroups:
+            attempts.remove_spent_cgroups(self)
         timeout = POLL_RUNNING_EVERY
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())

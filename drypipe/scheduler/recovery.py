@@ -70,6 +70,7 @@ def load(orch) -> None:
         return
     for n in blocked:
         orch.fire(n, "block")
+    attempts.sweep_cgroups()
     adopt_manual_runs(orch)
     repair_state_files(orch)
     active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
@@ -243,7 +244,7 @@ def ingest(orch, n: Node, returncode, slurm=None) -> None:
         message = ("task process ended without reporting (killed, or the machine restarted)"
                    if returncode is None else f"task process ended with status {returncode} without reporting")
     at, state, step = ending
-    attempts.remove_leftover_cgroup(n)
+    attempts.spent_cgroup(orch, n)
     if state == S.COMPLETED:
         n.outputs = _output_vars(tdir, n)
         if n.outputs:
