@@ -59,7 +59,8 @@ __drypipe_fail() {  # step message...
 # reclaimed, and one per task adds up to thousands a day. DRYPIPE_CGROUPS=0: none at all.
 __drypipe_cg= __drypipe_cg_file= __drypipe_cg_parent=
 __drypipe_cg_join() {
-  [[ ${DRYPIPE_CGROUPS:-} == 0 || ! -r /proc/self/cgroup ]] && return 0
+  [[ ${DRYPIPE_CGROUPS:-} == 1 || (-n ${SLURM_JOB_ID:-} && ${DRYPIPE_CGROUPS:-} != 0) ]] || return 0
+  [[ -r /proc/self/cgroup ]] || return 0
   local __drypipe_l __drypipe_p= __drypipe_f=
   while IFS= read -r __drypipe_l; do
     case $__drypipe_l in
