@@ -116,10 +116,11 @@ def _user_location(e: BaseException) -> str:
     return f" (at {f.filename}:{f.lineno})"
 
 
-def load_pipeline(spec: str) -> Pipeline:
-    """'module:function' -> Pipeline; the function is a DAG generator or returns a Pipeline."""
+def import_spec(spec: str, option: str):
+    """'module:name' (name may be dotted) -> that object, the module imported from the current
+    directory or PYTHONPATH; a DryPipeError naming `option` and the culprit otherwise."""
     if not spec or ":" not in spec:
-        raise DryPipeError(f"--generator {spec!r}: expected <module>:<function>")
+        raise DryPipeError(f"{option} {spec!r}: expected <module>:<function>")
     mod_name, fn_name = spec.split(":", 1)
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -128,17 +129,24 @@ def load_pipeline(spec: str) -> Pipeline:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:
         if e.name and (mod_name == e.name or mod_name.startswith(e.name + ".")):
-            raise DryPipeError(f"--generator {spec!r}: module {mod_name!r} not found "
+            raise DryPipeError(f"{option} {spec!r}: module {mod_name!r} not found "
                                f"(looked in {cwd} and PYTHONPATH)") from e
-        raise DryPipeError(f"--generator {spec!r}: importing {mod_name} failed: {e}") from e
+        raise DryPipeError(f"{option} {spec!r}: importing {mod_name} failed: {e}") from e
     except Exception as e:
-        raise DryPipeError(f"--generator {spec!r}: importing {mod_name} raised "
+        raise DryPipeError(f"{option} {spec!r}: importing {mod_name} raised "
                            f"{type(e).__name__}: {e}{_user_location(e)}") from e
     fn = module
     for part in fn_name.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
-            raise DryPipeError(f"--generator {spec!r}: module {mod_name!r} has no function {fn_name!r}")
+            raise DryPipeError(f"{option} {spec!r}: module {mod_name!r} has no function {fn_name!r}")
+    return fn
+
+
+def load_pipeline(spec: str) -> Pipeline:
+    """'module:function' -> Pipeline; the function is a DAG generator or returns a Pipeline."""
+    fn = import_spec(spec, "--generator")
+    fn_name = spec.split(":", 1)[1]
     if isinstance(fn, Pipeline):
         return fn
     if not callable(fn):

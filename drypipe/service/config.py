@@ -10,12 +10,10 @@ Loading it runs the user's code once, at start-up; anything wrong with it is one
 (a one-line error, exit 2) naming the generator and the culprit."""
 from __future__ import annotations
 
-import importlib
 import os
 import re
-import sys
 
-from ..dsl.pipeline import Pipeline
+from ..dsl.pipeline import Pipeline, import_spec
 from ..errors import DryPipeError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,25 +56,9 @@ class ServiceType:
 
 def load_config(spec: str, home: str) -> list[ServiceType]:
     """Import `mod:fn`, call it with no argument, check every PipelineType it yields."""
-    if not spec or ":" not in spec:
-        raise DryPipeError(f"--config-generator {spec!r}: expected <module>:<function>")
-    mod_name, fn_name = spec.split(":", 1)
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name and (mod_name == e.name or mod_name.startswith(e.name + ".")):
-            raise DryPipeError(f"--config-generator {spec!r}: module {mod_name!r} not found "
-                               f"(looked in {cwd} and PYTHONPATH)") from e
-        raise DryPipeError(f"--config-generator {spec!r}: importing {mod_name} failed: {e}") from e
-    except Exception as e:
-        raise DryPipeError(f"--config-generator {spec!r}: importing {mod_name} raised "
-                           f"{type(e).__name__}: {e}") from e
-    fn = getattr(module, fn_name, None)
+    fn = import_spec(spec, "--config-generator")
     if not callable(fn):
-        raise DryPipeError(f"--config-generator {spec!r}: module {mod_name!r} has no function {fn_name!r}")
+        raise DryPipeError(f"--config-generator {spec!r}: {spec.split(':', 1)[1]} is not a function")
     try:
         items = list(fn())
     except Exception as e:
