@@ -89,23 +89,40 @@ def test_each_attempt_records_what_it_used(tmp_path):
 
 
 def test_a_task_that_allocates_200_mb_reports_its_peak_within_25_percent(tmp_path):
-    """With DRYPIPE_CGROUPS=1 (a memory cgroup per attempt; not the default, see README)."""
+    """By default: the rusage of the launcher's reaped tree (wait4 by the reaper), no cgroup."""
+    inst = tmp_path / "inst"
+    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO, env={"DRYPIPE_CGROUPS": ""})
+    rows = view(inst)
+    alloc = rows["alloc"][0]
+    assert alloc["peak_rss_source"] == "rusage"  # not a cgroup: none was made
+    assert 0.75 * 200 * MB <= alloc["peak_rss"] <= 1.25 * 200 * MB, alloc["peak_rss"] / MB
+    assert alloc["cpu_user"] > 0.05 and alloc["wchar"] is not None
+    # a task that allocates nothing does not report the 200 MB of its neighbour
+    assert rows["sleep"][0]["peak_rss"] < 20 * MB
+    # every attempt has a peak, the failed one too
+    assert all(r[0]["peak_rss"] and r[0]["peak_rss_source"] == "rusage" for r in rows.values()), rows
+
+
+def test_with_cgroups_the_peak_of_200_mb_is_the_cgroups(tmp_path):
+    """DRYPIPE_CGROUPS=1: a memory cgroup per attempt (its peak sums the whole tree)."""
     require_memory_measurement()
     inst = tmp_path / "inst"
     drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO, env={"DRYPIPE_CGROUPS": "1"})
     alloc = view(inst)["alloc"][0]
     assert alloc["peak_rss_source"] == "cgroup"
     assert 0.75 * 200 * MB <= alloc["peak_rss"] <= 1.25 * 200 * MB, alloc["peak_rss"] / MB
-    # and a task that allocates nothing does not report the 200 MB of its neighbour
     assert view(inst)["sleep"][0]["peak_rss"] < 20 * MB
 
 
-def test_no_memory_cgroup_is_made_by_default(tmp_path):
+def test_without_the_reaper_there_is_no_peak_but_the_rest_is_measured(tmp_path):
     inst = tmp_path / "inst"
-    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO, env={"DRYPIPE_CGROUPS": ""})
-    alloc = view(inst)["alloc"][0]
+    drypipe("run", "-pid", inst, "--generator", f"{GEN}:measured", cwd=REPO,
+            env={"DRYPIPE_CGROUPS": "", "DRYPIPE_REAPER": "0"})
+    rows = view(inst)
+    alloc = rows["alloc"][0]
     assert alloc["peak_rss"] is None and alloc["peak_rss_source"] is None
     assert alloc["cpu_user"] > 0.05 and alloc["wchar"] is not None  # CPU and I/O all the same
+    assert rows["fails"][0]["exit"] == 7 and rows["sleep"][0]["realtime"] >= 1000
 
 
 def test_a_retry_is_a_second_attempt_and_both_stay(tmp_path):

@@ -86,6 +86,7 @@ def test_missing_pidfd_open_selects_the_fallback(monkeypatch, tmp_path):
 # -- the executor alone, with os.pidfd_open failing with ENOSYS --------------------------------
 
 def test_executor_reports_short_tasks_ended_without_pidfd(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRYPIPE_REAPER", "0")  # launched tasks polled too, not reported by a reaper
     monkeypatch.delenv("DRYPIPE_NO_PIDFD", raising=False)
     monkeypatch.setattr(os, "pidfd_open", raise_enosys, raising=False)
     ex = LocalExecutor(fake_runtime(tmp_path), max_parallel=4)
@@ -112,6 +113,7 @@ def test_executor_reports_short_tasks_ended_without_pidfd(monkeypatch, tmp_path)
 
 
 def test_fallback_wait_is_prompt_and_honours_its_timeout(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRYPIPE_REAPER", "0")  # launched tasks polled too, not reported by a reaper
     monkeypatch.setenv("DRYPIPE_NO_PIDFD", "1")
     ex = LocalExecutor(fake_runtime(tmp_path), max_parallel=4)
     assert ex.watcher == "poll"

@@ -536,7 +536,7 @@ def test_poll_reports_a_job_missing_from_squeue_as_vanished(tmp_path):
     ("step-started.0", "NODE_FAIL", ("failed", 0)),
 ])
 def test_ended_state(state_file, slurm_state, expected):
-    state, step, message = ended_state(state_file, SlurmEnded("k", None, slurm_state, "None"), None)
+    state, step, message = ended_state(state_file, SlurmEnded("k", None, slurm_state=slurm_state, reason="None"), None)
     assert (state, step) == expected
     if slurm_state == "VANISHED" and state == "failed":
         assert "vanished" in message

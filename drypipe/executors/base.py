@@ -19,9 +19,12 @@ from dataclasses import dataclass
 
 @dataclass
 class Ended:
-    """A task whose process or job is over; returncode is None when unknown (re-attached)."""
+    """A task whose process or job is over; returncode is None when unknown (re-attached).
+    usage: what the kernel measured when it was reaped (local launchers under the reaper:
+    peak_rss bytes, cpu_user and cpu_sys seconds), for its attempt."""
     key: str
     returncode: int | None
+    usage: dict | None = None
 
 
 class Executor(ABC):

@@ -5,8 +5,11 @@ and the orchestrator pays a pipe round trip instead of a fork/exec of its own la
 process. Each task is a process group leader (job control on in the spawner), so
 `task kill` and an interrupted run can signal the whole task.
 
-Completion is event-driven: every running task has a pidfd in one selector, so the
-orchestrator wakes the moment a task ends, whether it started it or re-attached to it.
+Completion is event-driven. A task this executor launched is reported by its reaper (the
+launchers' parent, executors/reaper.py via executors/spawner.py) the moment it is reaped, with
+its exit status and the kernel's rusage of its tree, on one pipe in the executor's selector.
+A task re-attached after a crash (or launched where no reaper could be had: DRYPIPE_REAPER=0,
+a kernel refusing PR_SET_CHILD_SUBREAPER) has a pidfd in the same selector instead.
 
 Without pidfd (Linux before 5.3, e.g. the 4.18 kernel of RHEL/Rocky 8 login nodes; a seccomp
 filter answering EPERM; a Python whose os has no pidfd_open), each LocalExecutor picks,
@@ -26,59 +29,19 @@ Why polling rather than having the spawner report exits (`wait -n -p pid` and an
 `exit <pid> <status>` line on its stdout): `wait -p` needs bash 5.1, and the very systems
 without pidfd (RHEL/Rocky 8) ship bash 4.4; launchers re-attached after a crash belong to an
 earlier spawner, so they would need the polling anyway; and polling a handful of fds every
-millisecond or so costs microseconds. One mechanism, the same for launched and re-attached
-tasks."""
+millisecond or so costs microseconds. The same mechanism for the
+tasks that no reaper reports."""
 from __future__ import annotations
 
 import errno
 import os
 import selectors
 import signal
-import subprocess
 import time
 
 from .base import Ended, Executor
 from .slots import SlotPool
-
-SPAWNER = r'''set -m
-. "$1" || exit 2
-__drypipe_watched=1  # its tasks' orchestrator removes their spent cgroups (runtime: __drypipe_usage)
-while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
-  ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
-  echo "$!"
-done
-'''
-
-
-class Spawner:
-    """A bash that has sourced the task runtime (its functions and builtins) once, and forks
-    a subshell per task: `( . TASK run STEP ) &`, echoing the pid back."""
-
-    def __init__(self, runtime: str):
-        self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER, "drypipe-spawner", runtime],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-
-    def spawn_many(self, items: list[tuple[str, int]]) -> list[int]:
-        """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone."""
-        data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape")
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-        pids = []
-        for _ in items:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise EOFError("the task spawner exited")
-            pids.append(int(line))
-        return pids
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        self.proc.wait()
-
+from .spawner import Spawner
 
 # the fallback's adaptive interval: look again after POLL_FRACTION of the time since a task was
 # last launched or seen ending, within [POLL_MIN, POLL_MAX] seconds
@@ -129,6 +92,8 @@ class LocalExecutor(Executor):
         self._woken = False
         self._procs: dict[int, tuple[str, int]] = {}  # pidfd -> (key, pid)
         self._polled: dict[int, tuple[str, int]] = {}  # fd on /proc/<pid>/stat -> (key, pid)
+        self._mine: dict[int, tuple[str, int]] = {}  # pid -> (key, reports fd): its reaper will say
+        self._reports: dict[int, bytes] = {}  # a reaper's fd -> the part of a line read so far
         self._poll_since = time.monotonic()
         self.watcher = "pidfd" if pidfd_usable() else "poll"
         self._spawner: Spawner | None = None
@@ -152,10 +117,10 @@ class LocalExecutor(Executor):
 
     @property
     def running(self) -> int:
-        return len(self._procs) + len(self._polled) + len(self._ended_early)
+        return len(self._procs) + len(self._polled) + len(self._mine) + len(self._ended_early)
 
     def running_keys(self) -> list[str]:
-        return [k for k, _ in self._procs.values()] + [k for k, _ in self._polled.values()]
+        return [k for k, _ in self._keys_and_pids()]
 
     def launch_many(self, items: list[tuple[str, str, int]]) -> list[str]:
         """items: (key, task script, start step); returns the pids as job ids."""
@@ -165,16 +130,64 @@ class LocalExecutor(Executor):
         if any("\t" in s or "\n" in s for s, _ in lines):  # keys cannot have them; instance dirs might
             raise ValueError("the instance directory path may not contain tabs or newlines")
         if self._spawner is None:
-            self._spawner = Spawner(self.runtime)
+            self._new_spawner()
         try:
             pids = self._spawner.spawn_many(lines)
         except (BrokenPipeError, EOFError):  # the spawner died (killed by hand?): start another
-            self._spawner = Spawner(self.runtime)
+            self._new_spawner()
             pids = self._spawner.spawn_many(lines)
+        reports = self._spawner.reports
         for (key, _, _), pid in zip(items, pids):
-            if not self._watch(key, pid):
+            if reports is not None:  # its reaper reports its end (and what it used)
+                self._mine[pid] = (key, reports)
+            elif not self._watch(key, pid):
                 self._ended_early.append(Ended(key, None))
         return [str(p) for p in pids]
+
+    def _new_spawner(self) -> None:
+        if self._spawner is not None:
+            self._spawner.close()
+        self._spawner = Spawner(self.runtime)
+        fd = self._spawner.reports
+        if fd is not None:
+            self._reports[fd] = b""
+            self._sel.register(fd, selectors.EVENT_READ)
+
+    def _read_reports(self, fd: int) -> list[Ended]:
+        """The launchers a reaper reaped (lines `pid exit maxrss-KiB utime stime`); at its EOF
+        (it was killed), the tasks it would have reported are watched by pidfd or polling."""
+        chunks = []
+        try:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except BlockingIOError:
+            data = None
+        ended = []
+        lines = (self._reports[fd] + b"".join(chunks)).split(b"\n")
+        self._reports[fd] = lines.pop()
+        for line in lines:
+            pid, code, maxrss, utime, stime = line.split()
+            key = self._mine.pop(int(pid), (None,))[0]
+            if key is not None:
+                ended.append(Ended(key, int(code), {"peak_rss": int(maxrss) * 1024, "cpu_user": float(utime),
+                                                     "cpu_sys": float(stime)}))
+        if data is not None:  # EOF: the reaper is gone
+            self._sel.unregister(fd)
+            os.close(fd)
+            del self._reports[fd]
+            if self._spawner is not None and self._spawner.reports == fd:  # the next launch starts anew
+                self._spawner.reports = None
+                self._spawner.close()
+                self._spawner = None
+            for pid, (key, r) in list(self._mine.items()):
+                if r == fd:
+                    del self._mine[pid]
+                    if not self._watch(key, pid):
+                        ended.append(Ended(key, None))
+        return ended
 
     def launch(self, key: str, task_script: str, start_step: int) -> str:
         return self.launch_many([(key, task_script, start_step)])[0]
@@ -200,6 +213,11 @@ class LocalExecutor(Executor):
             self._sel.unregister(fds[0])
             for fd in fds:
                 os.close(fd)
+        for fd in self._reports:  # the reapers keep reaping; their lines go nowhere now
+            self._sel.unregister(fd)
+            os.close(fd)
+        self._reports.clear()
+        self._mine.clear()
 
     def attach(self, key: str, job_id: str, task_dir: str) -> bool:
         pid = int(job_id)
@@ -265,6 +283,9 @@ class LocalExecutor(Executor):
             if self._wake_fds is not None and fd == self._wake_fds[0]:
                 self._drain_wake()
                 continue
+            if fd in self._reports:
+                ended += self._read_reports(fd)
+                continue
             key, pid = self._procs.pop(fd)
             self._sel.unregister(fd)
             os.close(fd)
@@ -293,20 +314,20 @@ class LocalExecutor(Executor):
             ended, self._ended_early = self._ended_early, []
             return ended
         if not self._polled:
-            return self._select_ended(timeout) if (self._procs or self._wake_fds) else []
+            return self._select_ended(timeout) if (self._procs or self._mine or self._wake_fds) else []
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             ended = self._poll_ended()
             now = time.monotonic()
             if ended:
                 self._poll_since = now  # tasks end, others get launched: look again soon
-                return ended + (self._select_ended(0) if self._procs else [])
+                return ended + (self._select_ended(0) if (self._procs or self._mine) else [])
             step = min(POLL_MAX, max(POLL_MIN, (now - self._poll_since) * POLL_FRACTION))
             if deadline is not None:
                 if now >= deadline:
                     return []
                 step = min(step, deadline - now)
-            if self._procs or self._wake_fds:  # pidfds too (refused mid-run), or the pool's wake-up
+            if self._procs or self._mine or self._wake_fds:  # pidfds or reapers too, or the pool's wake-up
                 ended = self._select_ended(step)
                 if ended or self._woken:
                     return ended + self._poll_ended()
@@ -318,7 +339,8 @@ class LocalExecutor(Executor):
             _terminate(pid)
 
     def _keys_and_pids(self) -> list[tuple[str, int]]:
-        return list(self._procs.values()) + list(self._polled.values())
+        return list(self._procs.values()) + list(self._polled.values()) + \
+            [(key, pid) for pid, (key, _) in self._mine.items()]
 
     def shutdown(self, kill: bool) -> None:
         if kill:

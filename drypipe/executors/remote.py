@@ -453,9 +453,9 @@ class RemoteExecutor(Executor):
             return None
         job = queue.get(job_id)
         if state == S.COMPLETED or (job is not None and st.outcome(job[0]) != "active"):
-            return SlurmEnded(key, None, job[0] if job else "COMPLETED", job[1] if job else None)
+            return SlurmEnded(key, None, slurm_state=job[0] if job else "COMPLETED", reason=job[1] if job else None)
         if job is None:
-            return SlurmEnded(key, None, "VANISHED", None)
+            return SlurmEnded(key, None, slurm_state="VANISHED")
         return None
 
     def unreachable_for(self) -> float:

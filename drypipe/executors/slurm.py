@@ -182,7 +182,7 @@ class SlurmExecutor(Executor):
             if name == S.COMPLETED or (name or "").startswith(S.FAILED + "."):
                 del self.jobs[key]
                 self.submitted_at.pop(key, None)
-                ended.append(SlurmEnded(key, None, None, None))
+                ended.append(SlurmEnded(key, None))
             else:  # running, pending, or killed.N (a cancel, or a time limit?): ask Slurm
                 unsettled[key] = jid
         if unsettled and (force or time.monotonic() - self._last_squeue >= SQUEUE_EVERY):
@@ -206,7 +206,7 @@ class SlurmExecutor(Executor):
             if (outcome is not None and outcome != "active") or (job is None and not just_submitted):
                 del self.jobs[key]
                 self.submitted_at.pop(key, None)
-                ended.append(SlurmEnded(key, None, job[0] if job else "VANISHED", job[1] if job else None))
+                ended.append(SlurmEnded(key, None, slurm_state=job[0] if job else "VANISHED", reason=job[1] if job else None))
         return ended
 
     def _schedule(self, changed: bool) -> None:

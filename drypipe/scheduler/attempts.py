@@ -65,6 +65,23 @@ def record(orch, n, state: str, step, at: float) -> None:
     orch.store.save_attempt(a)
 
 
+def with_rusage(usage: dict | None, returncode: int | None, reaped: dict | None) -> dict:
+    """The launcher's own `usage` line completed with what its reaper got from wait4: CPU of the
+    whole reaped tree to the microsecond (the line has clock ticks, read just before the end),
+    peak memory from rusage where no cgroup gave one (ru_maxrss: the largest process of the tree,
+    where a cgroup's peak is the tree's sum), and the exit status of a launcher that ended
+    without a word (killed: 128 + signal, as a shell says it)."""
+    out = dict(usage or {})
+    if reaped:
+        if reaped.get("cpu_user") is not None:
+            out["cpu_user"], out["cpu_sys"] = reaped["cpu_user"], reaped.get("cpu_sys")
+        if out.get("peak_rss") is None and reaped.get("peak_rss"):
+            out["peak_rss"], out["peak_rss_source"] = reaped["peak_rss"], "rusage"
+    if "exit" not in out and returncode is not None:
+        out["exit"] = 128 - returncode if returncode < 0 else returncode
+    return out
+
+
 def spent_cgroup(orch, n) -> None:
     """A local attempt ended: the memory cgroup its launcher made (`drypipe-<pid>`, empty now:
     a launcher forked by the spawner does not remove it, nor does one killed) is removed at the

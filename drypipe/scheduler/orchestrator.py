@@ -370,7 +370,7 @@ class Orchestrator:
             time.sleep(timeout)  # only Slurm jobs run: wait for the next poll
             ended = []
         for e in ended:
-            recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
+            recovery.ingest(self, self.graph.nodes[e.key], e.returncode, reaped=e.usage)
         ended = [(self.graph.nodes[e.key], e) for e in self.slurm.poll()]
         runs = [n.run for n, _ in ended]
         for n, e in ended:
@@ -437,7 +437,7 @@ class Orchestrator:
         deadline = time.monotonic() + 10
         while self.local.running and time.monotonic() < deadline:
             for e in self.local.wait(0.5):
-                recovery.ingest(self, self.graph.nodes[e.key], e.returncode)
+                recovery.ingest(self, self.graph.nodes[e.key], e.returncode, reaped=e.usage)
 
     # -- restarts (scheduler/restarts.py) ------------------------------------------------------
     def retry_failed(self, reset: bool) -> list[Node]:

@@ -207,7 +207,7 @@ def _forward(n: Node, step: int) -> bool:
     return n.state == S.LAUNCHED or (n.state == S.STEP_STARTED and step > (n.step or 0))
 
 
-def ingest(orch, n: Node, returncode, slurm=None) -> None:
+def ingest(orch, n: Node, returncode, slurm=None, reaped=None) -> None:
     """The task's process (or job) is over: fire the events it logged, each at its own time,
     then its ending (from its log, else its state file, else what Slurm says happened to it,
     else `killed`: it ended without a word)."""
@@ -215,6 +215,8 @@ def ingest(orch, n: Node, returncode, slurm=None) -> None:
         return  # already ingested (reported twice)
     tdir = task_dir(orch.instance_dir, n.key)
     transitions, n.log_offset, message, n.usage = read_transitions(tdir, n.log_offset)
+    if reaped or returncode is not None:  # a local launcher reaped by its reaper
+        n.usage = attempts.with_rusage(n.usage, returncode, reaped)
     ending = None  # (at, state, step)
     first_started = None
     for at, state, step in transitions:

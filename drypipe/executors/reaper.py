@@ -1,0 +1,71 @@
+"""The reaper: the parent of a local executor's task launchers, run as a script of its own
+(`python -I -S reaper.py RUNTIME FD SPAWNER`), never imported by the orchestrator.
+
+It makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), then forks the bash spawner
+in a session of its own. The spawner double-forks each launcher (the intermediate subshell exits
+at once), so every launcher is re-parented here, and this process reaps it with wait4: the kernel
+then hands over the launcher's exit status and the rusage of its whole reaped process tree, the
+exact peak resident memory (ru_maxrss: the largest process of the tree, steps included) and CPU
+time. One line per reaped process goes to FD: `pid exit-code maxrss-KiB utime-s stime-s`
+(a signal is a negative exit code), for the executor to read with its other wake-ups.
+
+Why a process of its own rather than the orchestrator as subreaper: orphans of user steps
+(`nohup x &`) land on the subreaper and must be reaped by someone, and an orchestrator reaping
+unknown children would steal those of subprocess.Popen (sbatch, ssh, rsync) in its other
+threads. This process has no other children: it reaps everything, and exits when nothing is
+left (the spawner gone, the last launcher reaped). If the orchestrator dies, it goes on reaping;
+its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
+
+First line: `+` when it is the subreaper, `-` when the kernel refused (then it becomes the
+spawner itself, and the executor watches launchers by pidfd or polling as it would anyway)."""
+import os
+import sys
+
+
+def main() -> None:
+    runtime, out, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    argv = ["bash", "--norc", "--noprofile", "-c", script, "drypipe-spawner", runtime]
+    try:
+        import ctypes
+        ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        ok = False
+    if not ok:
+        os.write(out, b"-\n")
+        os.close(out)
+        os.execvp("bash", argv)
+    gate_r, gate_w = os.pipe()  # the launchers' gate: its read end is the spawner's fd 5
+    spawner = os.fork()
+    if spawner == 0:
+        os.close(out)
+        os.dup2(gate_r, 5)  # not close-on-exec, unlike the pipe's own fds
+        os.setsid()
+        os.environ["DRYPIPE_SPAWNER_GATE"] = "5"
+        os.execvp("bash", argv)
+    os.close(gate_r)
+    os.close(gate_w)  # nobody holds a writer: only the spawner's batch subshells open one
+    devnull = os.open(os.devnull, os.O_RDWR)  # the spawner's pipes are the spawner's alone
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    write = True
+    try:
+        os.write(out, b"+\n")
+    except OSError:
+        write = False
+    while True:
+        try:
+            pid, status, ru = os.wait4(-1, 0)
+        except ChildProcessError:
+            return
+        if pid == spawner or not write:
+            continue
+        try:
+            os.write(out, b"%d %d %d %.6f %.6f\n" % (pid, os.waitstatus_to_exitcode(status), ru.ru_maxrss,
+                                                    ru.ru_utime, ru.ru_stime))
+        except OSError:  # the executor is gone (closed, or its process died): just reap
+            write = False
+
+
+if __name__ == "__main__":
+    main()

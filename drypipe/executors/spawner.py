@@ -1,0 +1,118 @@
+"""The spawner of local task launchers, and the reaper above it.
+
+The spawner is one long-lived bash per executor that has sourced the task runtime (its
+functions and builtins) once and forks a launcher per task: no exec of bash per task, and the
+orchestrator pays a pipe round trip instead of a fork/exec of its own large process. Each
+launcher leads its own process group (job control on in the spawner), so `task kill` and an
+interrupted run can signal the whole task.
+
+It runs under the reaper (executors/reaper.py, a process of its own), the launchers' child
+subreaper: the spawner double-forks them, so they are re-parented to the reaper, which reaps
+each with wait4 and reports its exit status and rusage on a pipe (`Spawner.reports`)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+SPAWNER = r"""set -m
+. "$1" || exit 2
+__drypipe_watched=1  # its tasks' orchestrator removes their spent cgroups (runtime: __drypipe_usage)
+__drypipe_gate=${DRYPIPE_SPAWNER_GATE:-}; unset DRYPIPE_SPAWNER_GATE  # set by the reaper
+# A batch: lines `script<TAB>step`, then an empty line.
+if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's children, it reaps them
+  while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
+    [[ -n $__drypipe_script ]] || continue
+    ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
+    echo "$!"
+  done
+  exit 0
+fi
+# Under the reaper: a subshell forks the batch's launchers and exits, so that they are
+# re-parented to the reaper (each leads its own process group). fd 5 is the read end of a
+# pipe nobody writes to: the subshell opens a writer on it, and each launcher waits for EOF
+# there (the subshell is exiting: it cannot reap the launcher any more) before running its task.
+while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
+  [[ -n $__drypipe_script ]] || continue
+  ( set -m
+    exec 6>"/proc/$BASHPID/fd/5"
+    while :; do
+      ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
+        read -r -u 5 __drypipe_script_; exec 5<&-
+        . "$__drypipe_script" run "$__drypipe_start" ) &
+      echo "$!"
+      IFS=$'\t' read -r __drypipe_script __drypipe_start && [[ -n $__drypipe_script ]] || exit 0
+    done )
+done
+"""
+
+REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
+
+
+def reaper_wanted() -> bool:
+    """Launch through the reaper (exact exit status and rusage of every launcher)? Not under
+    DRYPIPE_REAPER=0, nor where this Python cannot be run again (sys.executable empty)."""
+    return os.environ.get("DRYPIPE_REAPER", "") != "0" and bool(sys.executable)
+
+
+class Spawner:
+    """A bash that has sourced the task runtime (its functions and builtins) once, and forks
+    a launcher per task (`( . TASK run STEP ) &` in a subshell that exits), echoing its pid back.
+
+    It runs under the reaper (executors/reaper.py), the launchers' parent: `reports` is the fd
+    of its lines (`pid exit maxrss-KiB utime stime` per reaped launcher), None when the kernel
+    would not make it a subreaper (or DRYPIPE_REAPER=0): then nobody reports, launchers are
+    watched like re-attached ones."""
+
+    def __init__(self, runtime: str):
+        self.reports: int | None = None
+        if not reaper_wanted():
+            self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER, "drypipe-spawner", runtime],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            return
+        r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", REAPER, runtime, str(w), SPAWNER],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         start_new_session=True, close_fds=True, pass_fds=(w,))
+        finally:
+            os.close(w)
+        first = os.read(r, 2)  # `+\n` (subreaper), `-\n` (refused), b"" (it died)
+        if first == b"+\n":
+            os.set_blocking(r, False)
+            self.reports = r
+        else:
+            os.close(r)
+
+    def spawn_many(self, items: list[tuple[str, int]]) -> list[int]:
+        """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone."""
+        data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape") + b"\n"
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        pids = []
+        for _ in items:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise EOFError("the task spawner exited")
+            pids.append(int(line))
+        return pids
+
+    def close(self):
+        """The spawner exits (EOF on its input); the reaper outlives it while launchers run."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if self.reports is None:
+            self.proc.wait()
+            return
+        try:
+            self.proc.stdout.read()  # EOF: the spawner exited
+        except OSError:
+            pass
+        self.proc.stdout.close()
+        try:
+            self.proc.wait(0.2)  # the reaper exits with the spawner unless launchers still run
+        except subprocess.TimeoutExpired:
+            pass
