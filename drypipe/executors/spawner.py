@@ -29,21 +29,21 @@ if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's c
   exit 0
 fi
 # Under the reaper: a subshell forks the batch's launchers and exits, so that they are
-# re-parented to the reaper (each leads its own process group). fd 5 is the read end of a
-# pipe nobody writes to: the subshell opens a writer on it, and each launcher waits for EOF
-# there (the subshell is exiting: it cannot reap the launcher any more) before running its task.
-while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
-  [[ -n $__drypipe_script ]] || continue
-  ( set -m
-    exec 6>"/proc/$BASHPID/fd/5"
-    while :; do
-      ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
-        read -r -u 5 __drypipe_script_; exec 5<&-
-        . "$__drypipe_script" run "$__drypipe_start" ) &
-      echo "$!"
-      IFS=$'\t' read -r __drypipe_script __drypipe_start && [[ -n $__drypipe_script ]] || exit 0
-    done )
-done
+# re-parented to the reaper (each leads its own process group). The subshell is forked ahead,
+# while the previous batch runs, and waits for the next batch itself: a batch costs no fork
+# but its launchers'. fd 5 is the read end of a pipe nobody writes to: the subshell opens a
+# writer on it once its batch has come, and each launcher waits for EOF there (the subshell is
+# exiting: it can no longer reap the launcher) before running its task.
+while ( set -m
+        IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 1
+        exec 6>"/proc/$BASHPID/fd/5"
+        while [[ -n $__drypipe_script ]]; do
+          ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
+            read -r -u 5 __drypipe_script_; exec 5<&-
+            . "$__drypipe_script" run "$__drypipe_start" ) &
+          echo "$!"
+          IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 0
+        done ); do :; done
 """
 
 REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
