@@ -33,17 +33,22 @@ fi
 # while the previous batch runs, and waits for the next batch itself: a batch costs no fork
 # but its launchers'. fd 5 is the read end of a pipe nobody writes to: the subshell opens a
 # writer on it once its batch has come, and each launcher waits for EOF there (the subshell is
-# exiting: it can no longer reap the launcher) before running its task.
-while ( set -m
-        IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 1
-        exec 6>"/proc/$BASHPID/fd/5"
-        while [[ -n $__drypipe_script ]]; do
-          ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
-            read -r -u 5 __drypipe_script_; exec 5<&-
-            . "$__drypipe_script" run "$__drypipe_start" ) &
-          echo "$!"
-          IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 0
-        done ); do :; done
+# exiting: it can no longer reap the launcher) before running its task. The subshell is a
+# plain command, not a loop's condition nor a side of || or &&: there, bash would ignore
+# `set -e` in everything it starts, the tasks' steps included.
+while :; do
+  ( set -m
+    IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 1
+    exec 6>"/proc/$BASHPID/fd/5"
+    while [[ -n $__drypipe_script ]]; do
+      ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
+        read -r -u 5 __drypipe_script_; exec 5<&-
+        . "$__drypipe_script" run "$__drypipe_start" ) &
+      echo "$!"
+      IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 0
+    done )
+  [[ $? == 0 ]] || break
+done
 """
 
 REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
