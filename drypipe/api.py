@@ -183,6 +183,18 @@ class Instance:
             orch.restart_tasks(keys, at_step=at_step, reset=reset)
             return orch.run_tasks(keys, wait=wait)
 
+    def out_of_date(self, generator: str | None = None) -> dict[str, str]:
+        """The completed tasks whose definition changed since they ran: key -> first reason
+        ("code changed", "input x: 3 -> 4", "upstream b is out of date", ...), upstream first.
+        generator: "module:function", else the one the instance was run with."""
+        from .scheduler.why import report
+        return report(self.instance_dir, generator).out_of_date()
+
+    def why(self, key: str, generator: str | None = None) -> list[str]:
+        """Why task key is out of date (or that it is not): the lines `drypipe why` prints."""
+        from .scheduler.why import report
+        return report(self.instance_dir, generator).explain(key)
+
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for t in self.tasks():

@@ -162,7 +162,7 @@ def test_upgrade_drypipe_rebuilds_the_attempts_of_an_instance_made_by_revision_0
     (inst / ".drypipe").mkdir(parents=True)
     shutil.copy(RECORDED / "instance-0001" / "drypipe.db", inst / ".drypipe" / "drypipe.db")
     res = drypipe("upgrade-drypipe", "-pid", inst, check=True)
-    assert "from revision 0001 to 0002" in res.stdout
+    assert "from revision 0001 to 0003" in res.stdout  # 0002: attempts, 0003: fingerprints
     rows = view(inst)
     assert {k: [(a["attempt"], a["status"]) for a in v] for k, v in rows.items()} == \
         {"a": [(1, "completed")], "b": [(1, "completed")], "c": [(1, "failed")]}
@@ -170,8 +170,10 @@ def test_upgrade_drypipe_rebuilds_the_attempts_of_an_instance_made_by_revision_0
     assert rows["a"][0]["workdir"] == str(inst / "output" / "a")
     # and the instance runs on: its failed task's retry is attempt 2
     shutil.copy(RECORDED / "instance-0001" / "pipeline.py", tmp_path / "rec_pipe.py")
-    drypipe("run", "-pid", inst, "--generator", "rec_pipe:dag", "--restart-failed", cwd=tmp_path)
+    res = drypipe("run", "-pid", inst, "--generator", "rec_pipe:dag", "--restart-failed", cwd=tmp_path)
     assert [(a["attempt"], a["status"], a["exit"]) for a in view(inst)["c"]] == [(1, "failed", None), (2, "failed", 3)]
+    # a and b ran before fingerprints: nothing to compare with, so never out of date
+    assert "out of date" not in res.stderr, res.stderr
 
 
 # -- sacct, on recorded text (the test cluster has no accounting database) ---------------------------

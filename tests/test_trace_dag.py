@@ -209,7 +209,7 @@ def test_a_failed_attempt_has_its_exit_status_and_its_rerun_is_attempt_2(failed_
     assert all(list(r) == list(COLUMNS) for r in rows)
     for r in rows:
         assert r["workdir"] == str(inst / "output" / r["name"])
-        assert re.fullmatch(r"[0-9a-f]{8}", r["hash"])
+        assert re.fullmatch(r"[0-9a-f]{12}", r["hash"])  # the digest of its fingerprint
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["submit"])
         assert r["duration"] >= r["realtime"] >= 0
     tsv = parse_tsv(dp("trace", "-pid", inst, check=True).stdout)

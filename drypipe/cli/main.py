@@ -57,7 +57,7 @@ def cli(ctx, verbose, very_verbose, dry_run):
 DRY_RUN_AWARE = frozenset({"run", "prepare", "restart", "task"})
 # ... these only read; every other command does nothing under --dry-run
 READ_ONLY = frozenset({"list-states", "status", "report-execution-times", "poll-task", "dump-env",
-                       "array-rsync-list", "trace", "dag"})
+                       "array-rsync-list", "trace", "dag", "why"})
 
 
 def _load(generator):
@@ -78,28 +78,39 @@ def _load(generator):
 @click.option("--sleep-schedule", envvar="DRYPIPE_SERVICE_SLEEP_SCHEDULE", default="0,1,3,5,10,15,20",
               show_default=True, help="Polling intervals (s) for executors that must be polled "
                                       "(Slurm, SSH); local completion is detected at once.")
+@click.option("--rerun-changed", "rerun_changed", is_flag=False, flag_value="*", default=None, metavar="[GLOB]",
+              help="Rerun the completed tasks that are out of date (their code, inputs or TaskConf "
+                   "changed; `drypipe why` says how) and everything downstream of them; with GLOB, "
+                   "only the out-of-date tasks whose key matches it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display, only the summary.")
 @click.pass_context
-def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_failed, jobs, sleep_schedule, quiet):
+def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_failed, jobs, sleep_schedule, quiet,
+        rerun_changed):
     """Generate tasks and run the pipeline until nothing more can progress.
 
     Exits 0 when every task completed, 1 when tasks failed (listed with their out.log).
+    Completed tasks are never rerun by themselves: those whose definition changed are listed as
+    out of date, and rerun with --rerun-changed.
 
     \b
     Example:
       drypipe run --pipeline-instance-dir ./run1 --generator my_module:my_pipeline
       drypipe run -p my_module:my_pipeline --instance-directory=./run1
     """
+    from ..scheduler import changes
     from ..scheduler.orchestrator import Orchestrator
     pipeline = _load(generator)
     if ctx.obj["dry_run"]:
-        _dry_run(pipeline_instance_dir, pipeline, generator, until, restart_failed, reset_failed)
+        _dry_run(pipeline_instance_dir, pipeline, generator, until, restart_failed, reset_failed, rerun_changed)
         return
     reporter = ConsoleReporter(quiet=quiet)
     with Orchestrator(pipeline_instance_dir, pipeline, generator_spec=generator, max_parallel=jobs,
                       reporter=reporter, sleep_schedule=parse_sleep_schedule(sleep_schedule)) as orch:
         if restart_failed or reset_failed:
             orch.retry_failed(reset=reset_failed)
+        if rerun_changed:
+            rerun = changes.rerun_changed(orch, rerun_changed)
+            click.echo(f"drypipe: rerunning {len(rerun)} task(s): out of date, or downstream of one", err=True)
         result = orch.run(until=until)
     print_summary(result, pipeline_instance_dir)
     if result.generator_error:  # the tasks it had yielded ran on; its error is the last line
@@ -107,12 +118,14 @@ def run(ctx, pipeline_instance_dir, generator, until, restart_failed, reset_fail
     sys.exit(0 if result.ok else 1)
 
 
-def _dry_run(instance_dir, pipeline, generator, until, restart_failed, reset_failed):
+def _dry_run(instance_dir, pipeline, generator, until, restart_failed, reset_failed, rerun_changed=None):
     """What `run` would do, computed on a read-only view of the instance: nothing is written."""
+    from ..scheduler import changes
     from ..scheduler.orchestrator import Orchestrator
     with Orchestrator(instance_dir, pipeline, generator_spec=generator, dry_run=True) as orch:
         known = set(orch.graph.nodes)
         retried = orch.retry_failed(reset=reset_failed) if (restart_failed or reset_failed) else []
+        rerun = changes.rerun_changed(orch, rerun_changed) if rerun_changed else []
         counts = orch.prepare()
         new = [k for k in orch.graph.nodes if k not in known]
         ready = list(dict.fromkeys(n.key for n in orch.ready if n.state == "ready"
@@ -121,6 +134,9 @@ def _dry_run(instance_dir, pipeline, generator, until, restart_failed, reset_fai
     verb = "reset (output dir cleared) and rerun" if reset_failed else "resumed at their failed step"
     for n in retried:
         click.echo(f"  would be {verb}: {n.key}")
+    for n in rerun:
+        why = orch.changes.rerun.get(n.key)
+        click.echo(f"  would be rerun: {n.key} ({why or 'downstream of one out of date'})")
     click.echo(f"would launch now: {len(ready)}")
     for k in ready:
         click.echo(f"  {k}")
@@ -163,6 +179,7 @@ def _register():
     from . import service as _service
     from . import observe as _observe
     from . import htmlreport as _htmlreport
+    from . import why as _why
     for cmd in (_remote.upload_task_inputs, _remote.upload_drypipe_for_remote_instance, _remote.remote_exec,
                 _remote.fetch_remote_state, _remote.array_upload, _remote.array_submit_from_remote,
                 _remote.array_watch_from_remote, _remote.array_download,
@@ -170,7 +187,7 @@ def _register():
                 _inspect.dump_env, _tasks.restart, _tasks.task, _tasks.call, _tasks.upgrade_drypipe,
                 _slurm.sbatch_gen, _slurm.sbatch, _slurm.array_create_parent, _slurm.array_submit,
                 _slurm.restart_failed_array_tasks, _slurm.array_rsync_list, _service.service,
-                _observe.trace, _observe.dag, _htmlreport.report):
+                _observe.trace, _observe.dag, _htmlreport.report, _why.why):
         cli.add_command(cmd)
 
 

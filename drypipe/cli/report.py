@@ -135,5 +135,12 @@ def print_summary(result, instance_dir) -> None:
                   f"`drypipe run` resumes them): {', '.join(result.unreachable[:10])}\n")
     for w in result.unsatisfied_waits:
         out.write(f"generator blocked: {w}\n")
+    if result.out_of_date:
+        out.write(f"{len(result.out_of_date)} task(s) out of date, not rerun (`drypipe why -k KEY` says why; "
+                  "`drypipe run --rerun-changed` reruns them and their downstream):\n")
+        for key, reason in result.out_of_date[:50]:
+            out.write(f"  {key}: {reason}\n")
+        if len(result.out_of_date) > 50:
+            out.write(f"  ... and {len(result.out_of_date) - 50} more\n")
     if result.ok and result.all_completed:
         click.echo(f"drypipe: all {result.total} tasks completed", err=True)

@@ -8,13 +8,13 @@ process tree, peak memory of its cgroup) and, for Slurm, what sacct adds. `launc
 (a launch that never happened) removes it. Rows are written with the round's other changes."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 
 from ..state import states as S
 from ..state.models import attempt_table
+from .changes import launch_fingerprint
+from .fingerprint import DIGEST_LEN
 
 COLUMNS = tuple(c.key for c in attempt_table.columns)
 
@@ -36,7 +36,9 @@ def record(orch, n, state: str, step, at: float) -> None:
     if state == S.LAUNCHED:
         n.attempt += 1
         conf = n.conf
-        n.run = a = Attempt(task_id=n.id, attempt=n.attempt, executer=_executer(n), hash=definition_hash(n),
+        digest, fingerprint = launch_fingerprint(orch, n)
+        orch.store.save_fingerprint(n.id, n.attempt, fingerprint)
+        n.run = a = Attempt(task_id=n.id, attempt=n.attempt, executer=_executer(n), hash=digest,
                             workdir=os.path.join(orch.instance_dir, "output", n.key), status="running",
                             submit=at, **requested(conf) if n.executer_type == "slurm" else {})
     elif a is None:
@@ -53,6 +55,7 @@ def record(orch, n, state: str, step, at: float) -> None:
             setattr(a, k, v)
         if state == S.COMPLETED:
             a.exit = 0
+            n.fp_hash = a.hash
         n.usage = None
         n.run = None
     elif state == S.READY and a.status == "running":  # launch-lost: it never happened
@@ -172,6 +175,8 @@ def load(orch, rows) -> None:
             continue
         a = Attempt(**dict(zip(COLUMNS, values)))
         n.attempt = max(n.attempt, a.attempt)
+        if a.status == S.COMPLETED and n.state == S.COMPLETED and len(a.hash) == DIGEST_LEN:
+            n.fp_hash = a.hash  # its fingerprint's (older attempts have an 8-digit definition hash)
         if a.status == "running" and n.state in S.ACTIVE:
             n.run = a
 
@@ -179,13 +184,6 @@ def load(orch, rows) -> None:
 def _native(job_id):
     """A pid or job id; not the placeholder a Slurm task has before sbatch answered."""
     return None if job_id is None or str(job_id).startswith("submitting:") else str(job_id)
-
-
-def definition_hash(n) -> str:
-    """8 hex digits naming the task's definition (its spec and TaskConf)."""
-    h = hashlib.sha1(json.dumps(n.spec, sort_keys=True, separators=(",", ":")).encode())
-    h.update(str(n.conf_id).encode())
-    return h.hexdigest()[:8]
 
 
 def _executer(n) -> str:

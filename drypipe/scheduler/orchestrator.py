@@ -27,7 +27,7 @@ from ..state import db, machine, statefile
 from ..state import states as S
 from ..state.lock import InstanceLock
 from ..state.store import Store, dumps, now
-from . import attempts, recovery, remote_tasks, restarts, slurm_tasks
+from . import attempts, changes, recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
 from .result import NullReporter, RunResult, unsatisfied_waits
 from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
@@ -96,8 +96,9 @@ class Orchestrator:
         self.blocked_waits: list = []
         self.generator_error: str | None = None
         self.redefined: set[str] = set()  # keys whose definition the generator changed
+        self.changes = changes.Changes()  # completed tasks out of date (scheduler/changes.py)
         self.glob_waits: list[list] = []  # per blocked wait: [keys it needs, satisfiable]
-        self._regenerate = pipeline is not None
+        self.regenerate = pipeline is not None
         self.any_nonlocal = False  # any Slurm or remote task in the graph?
         self.next_id = 1
         with _gc_paused():
@@ -147,7 +148,7 @@ class Orchestrator:
             return self._generate()
 
     def _generate(self) -> list[Node]:
-        self._regenerate = False
+        self.regenerate = False
         gen = generate(self.pipeline, self.graph)
         graph, store = self.graph, self.store
         new: list[Node] = []
@@ -156,10 +157,13 @@ class Orchestrator:
         conf_cache: dict[int, int] = {}
         scripts_checked: set[str] = set()
         nodes = graph.nodes
+        done = []  # completed tasks yielded again: are they out of date?
         for key, task in gen.tasks.items():
             known = nodes.get(key)
             if known is not None:
-                if known.state != S.COMPLETED and known.state not in S.ACTIVE:
+                if known.state == S.COMPLETED:
+                    done.append((known, task))
+                elif known.state not in S.ACTIVE:
                     self._update_definition(known, task)
                 continue
             for s in task.steps:
@@ -197,6 +201,7 @@ class Orchestrator:
                 n.state = S.READY  # created ready (no uncompleted upstream): not a transition
                 ready.append(n)
             store.add_task(n, dumps(n.spec))
+        changes.check(self, done)
         self.blocked_waits = gen.blocked_waits
         self._index_glob_waits()
         log.info("generator yielded %d tasks, %d new; %d waits blocked", len(gen.tasks), len(new),
@@ -223,7 +228,8 @@ class Orchestrator:
                 self.any_nonlocal = True
         self.store.update_definition(n, dumps(spec))
         self.redefined.add(n.key)
-        log.warning("task %s: definition changed in the generator; the new one will run", n.key)
+        if n.key not in self.changes.rerun:  # --rerun-changed said so already
+            log.warning("task %s: definition changed in the generator; the new one will run", n.key)
 
     def _index_glob_waits(self) -> None:
         """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""
@@ -251,7 +257,7 @@ class Orchestrator:
             if n.key in need:
                 need.discard(n.key)
                 if not need and w[1]:
-                    self._regenerate = True
+                    self.regenerate = True
 
     # -- running ------------------------------------------------------------------------------
     def prepare(self, until: str | None = None) -> dict[str, int]:
@@ -270,7 +276,7 @@ class Orchestrator:
 
     def run(self, until: str | None = None) -> RunResult:
         held: list[str] = []
-        if self._regenerate and self.pipeline is not None:
+        if self.regenerate and self.pipeline is not None:
             self.generate()  # before any output: a broken generator gets a one-line error
         self.reporter.started(self)
         last_poll = time.monotonic()
@@ -280,7 +286,7 @@ class Orchestrator:
                 if self.stop is not None and self.stop.is_set():
                     stopped = True  # what runs runs on; the next orchestrator re-attaches to it
                     break
-                if self._regenerate and self.pipeline is not None and self.generator_error is None:
+                if self.regenerate and self.pipeline is not None and self.generator_error is None:
                     try:
                         new = self.generate()
                     except DryPipeError as e:
@@ -294,7 +300,7 @@ class Orchestrator:
                 self.launch_round(until, held)  # one commit per round, before any spawn
                 self.reporter.progress(self)
                 if not (self.local.running or self.slurm.running or self.remote.running or self.deferred):
-                    if self._regenerate and self.pipeline is not None and self.generator_error is None:
+                    if self.regenerate and self.pipeline is not None and self.generator_error is None:
                         continue
                     if self.local.pool is not None and any(n.state == S.READY for n in self.ready):
                         self.local.pool.wait(POLL_RUNNING_EVERY)  # other instances hold every slot
@@ -315,7 +321,8 @@ class Orchestrator:
             attempts.remove_spent_cgroups(self)
             self.store.flush()
             self.store.close()
-        result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error)
+        result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error,
+                           self.changes.out_of_date)
         result.stopped = stopped
         self.reporter.finished(self, result)
         return result
@@ -489,6 +496,5 @@ def _check_supported(key: str, conf: TaskConf) -> None:
 def _write_text(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
-
 
 __all__ = ["Orchestrator", "RunResult", "DryPipeError"]

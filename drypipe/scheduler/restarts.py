@@ -18,7 +18,7 @@ def retry_failed(orch, reset: bool) -> list[Node]:
     """Failed, killed and timed-out tasks become ready again: resumed at the failed step, or,
     with reset, from step 0 with their output dir and variables cleared."""
     retried = [n for n in orch.graph.nodes.values() if n.state in S.FAILURES]
-    _make_ready(orch, [(n, 0 if reset else (n.step or 0)) for n in retried], reset)
+    make_ready(orch, [(n, 0 if reset else (n.step or 0)) for n in retried], reset)
     return retried
 
 
@@ -44,11 +44,11 @@ def restart_tasks(orch, keys, at_step: int | None = None, reset: bool = False) -
         step = 0 if reset else at_step if at_step is not None else (
             n.step or 0) if n.state in S.FAILURES else 0
         nodes.append((n, step))
-    _make_ready(orch, nodes, reset)
+    make_ready(orch, nodes, reset)
     return [n for n, _ in nodes]
 
 
-def _make_ready(orch, items: list[tuple[Node, int]], reset: bool) -> None:
+def make_ready(orch, items: list[tuple[Node, int]], reset: bool) -> None:
     """Fire the event that makes each task ready at its step; its `ready` downstream go back to
     waiting when it was completed. Output dirs of reset tasks are cleared after the commit."""
     cleared = []

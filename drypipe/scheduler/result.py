@@ -7,8 +7,12 @@ from .graph import TaskGraph
 
 class RunResult:
     def __init__(self, graph: TaskGraph, held: list[str], unsatisfied_waits: list[str],
-                 unreachable: list[str] | None = None, generator_error: str | None = None):
+                 unreachable: list[str] | None = None, generator_error: str | None = None,
+                 out_of_date: dict | None = None):
         self.unreachable = unreachable or []
+        # completed tasks whose definition changed (not rerun): (key, first reason)
+        self.out_of_date = [(k, why.reason) for k, why in (out_of_date or {}).items()
+                            if graph.state_of(k) == S.COMPLETED]
         self.counts = graph.counts()
         self.failed = [n for n in graph.nodes.values() if n.state in S.FAILURES]
         self.held = held

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from ..errors import InstanceError
 
 # The Alembic head revision this code reads and writes; tests check it against migrations/.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 DB_NAME = "drypipe.db"
 
 

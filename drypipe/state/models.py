@@ -103,9 +103,20 @@ class AttemptRow(Base):
     req_time: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class FingerprintRow(Base):
+    """What an attempt ran with (scheduler/fingerprint.py): its code, input values and files,
+    TaskConf and upstream digests, as JSON; its digest is the attempt's `hash`. Written at
+    launch; read only to say why a task is out of date."""
+    __tablename__ = "fingerprint"
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    json: Mapped[str] = mapped_column(Text)
+
+
 task_table = TaskRow.__table__
 attempt_table = AttemptRow.__table__
 transition_table = Transition.__table__
 output_var_table = OutputVar.__table__
 task_conf_table = TaskConfRow.__table__
+fingerprint_table = FingerprintRow.__table__
 meta_table = InstanceMeta.__table__

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from ..errors import InstanceError
-from .models import AttemptRow, InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
+from .models import AttemptRow, FingerprintRow, InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
 
 
 # -- the write statements, compiled from the models once -----------------------------------------
@@ -63,9 +63,9 @@ def delete_statement(table: Table, where: Column) -> Statement:
 
 
 # the models' tables, and their columns by attribute name
-_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition, AttemptRow)
-_meta, _conf, _task, _out, _trans, _att = (m.__table__ for m in _MODELS)
-_m, _cf, _t, _o, _tr, _a = (inspect(m).columns for m in _MODELS)
+_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition, AttemptRow, FingerprintRow)
+_meta, _conf, _task, _out, _trans, _att, _fp = (m.__table__ for m in _MODELS)
+_m, _cf, _t, _o, _tr, _a, _f = (inspect(m).columns for m in _MODELS)
 
 SET_META = insert_statement(_meta, _m.name, _m.value, replace=True)
 INSERT_CONF = insert_statement(_conf, _cf.id, _cf.json)
@@ -85,6 +85,7 @@ SAVE_ATTEMPT = insert_statement(_att, *_att.columns, replace=True)
 DELETE_ATTEMPT = _compile(delete(_att).where((_a.task_id == bindparam("where_task_id"))
                                              & (_a.attempt == bindparam("where_attempt"))),
                           _att, (_a.task_id, _a.attempt), ["where_task_id", "where_attempt"])
+SAVE_FINGERPRINT = insert_statement(_fp, _f.task_id, _f.attempt, _f.json, replace=True)
 # the reads of load_tasks(), in the order of its rows
 TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
             _t.launched_at, _t.started_at, _t.ended_at, _t.message)
@@ -111,6 +112,7 @@ class Store:
         self._definitions: list[tuple] = []
         self._attempts: dict[tuple[int, int], object] = {}  # (task id, attempt) -> Attempt to save
         self._attempts_gone: list[tuple[int, int]] = []
+        self._fingerprints: list[tuple[int, int, str]] = []
 
     # -- reading --------------------------------------------------------------------------
     def load_meta(self) -> dict[str, str]:
@@ -194,6 +196,15 @@ class Store:
         self._attempts.pop(key, None)
         self._attempts_gone.append(key)
 
+    def save_fingerprint(self, task_id: int, attempt: int, text: str) -> None:
+        self._fingerprints.append((task_id, attempt, text))
+
+    def load_fingerprint(self, task_id: int, attempt: int) -> str | None:
+        if self.engine is None:
+            return None
+        with self.engine.connect() as c:
+            return c.execute(select(_f.json).where((_f.task_id == task_id) & (_f.attempt == attempt))).scalar()
+
     def set_outputs(self, node, values: dict[str, str]) -> None:
         self._outputs.extend((node.id, k, v) for k, v in values.items())
 
@@ -201,7 +212,7 @@ class Store:
     def has_pending(self) -> bool:
         return bool(self._new_tasks or self._dirty or self._transitions or self._outputs
                     or self._pending_conf or self._meta or self._definitions or self._attempts
-                    or self._attempts_gone)
+                    or self._attempts_gone or self._fingerprints)
 
     def flush(self) -> None:
         if self.dry_run:
@@ -237,6 +248,8 @@ class Store:
                 x(DELETE_ATTEMPT.sql, self._attempts_gone)
             if self._attempts:
                 x(SAVE_ATTEMPT.sql, [a.row() for a in self._attempts.values()])
+            if self._fingerprints:
+                x(SAVE_FINGERPRINT.sql, self._fingerprints)
             self._raw.commit()
         except sqlite3.OperationalError as e:
             self._raw.rollback()
@@ -262,6 +275,7 @@ class Store:
         self._definitions.clear()
         self._attempts.clear()
         self._attempts_gone.clear()
+        self._fingerprints.clear()
 
     def update_definition(self, node, spec_json: str) -> None:
         self._definitions.append((spec_json, node.conf_id, node.executer_type, node.id))
