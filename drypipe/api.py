@@ -37,6 +37,7 @@ class TaskInfo:
     instance_dir: str
     _id: int
     _spec: str
+    attempt: int = 0  # launches so far (attempt N is the last one)
 
     @property
     def state_name(self) -> str:
@@ -87,13 +88,13 @@ class Instance:
         from .state.models import task_table
         t = task_table.c
         return select(t.id, t.key, t.state, t.step, t.executer_type, t.job_id, t.launched_at, t.started_at,
-                      t.ended_at, t.message, t.spec).order_by(t.id)
+                      t.ended_at, t.message, t.spec, t.attempt).order_by(t.id)
 
     def _infos(self, q) -> list[TaskInfo]:
         with self.engine.connect() as c:
             rows = c.execute(q).all()
         return [TaskInfo(r.key, r.state, r.step, r.executer_type, r.job_id, r.launched_at, r.started_at,
-                         r.ended_at, r.message, self.instance_dir, r.id, r.spec) for r in rows]
+                         r.ended_at, r.message, self.instance_dir, r.id, r.spec, r.attempt) for r in rows]
 
     def task(self, key: str) -> TaskInfo:
         """The task with exactly this key."""

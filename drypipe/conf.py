@@ -18,11 +18,16 @@ class TaskConf:
     remote_containers_dir: str | None = None
     python_bin: str | None = None
     extra_env: dict = field(default_factory=dict)
+    retries: int = 0
+    retry_scale: dict = field(default_factory=dict)
 
     def __init__(self, executer_type: str = "process", slurm_account=None, sbatch_options=None,
                  container=None, ssh_specs=None, remote_base_dir=None, remote_containers_dir=None,
                  python_bin=None, extra_env=None,
-                 slurm_options=None):
+                 slurm_options=None, retries=0, retry_scale=None):
+        """retries: a task that ends failed.K or timed-out.K runs again at step K, up to this many
+        more times (killed.K, cancelled by a person, never does). retry_scale: for a Slurm task,
+        {"mem": 2, "time": 1.5} multiplies its --mem and --time at each retry."""
         from .errors import DryPipeError
         if executer_type not in EXECUTER_TYPES:
             raise DryPipeError(f"TaskConf: executer_type={executer_type!r} is not one of {', '.join(EXECUTER_TYPES)}")
@@ -35,6 +40,14 @@ class TaskConf:
         for k, v in env.items():
             if not isinstance(k, str) or not k.isidentifier():
                 raise DryPipeError(f"TaskConf: extra_env name {k!r} is not a valid variable name")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise DryPipeError(f"TaskConf: retries={retries!r} must be an integer >= 0")
+        scale = dict(retry_scale or {})
+        for k, v in scale.items():
+            if k not in ("mem", "time"):
+                raise DryPipeError(f"TaskConf: retry_scale key {k!r} is not 'mem' or 'time'")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise DryPipeError(f"TaskConf: retry_scale[{k!r}]={v!r} must be a number > 0")
         set_ = object.__setattr__
         set_(self, "executer_type", executer_type)
         set_(self, "slurm_account", slurm_account)
@@ -45,6 +58,8 @@ class TaskConf:
         set_(self, "remote_containers_dir", remote_containers_dir)
         set_(self, "python_bin", python_bin)
         set_(self, "extra_env", {str(k): str(v) for k, v in env.items()})
+        set_(self, "retries", retries)
+        set_(self, "retry_scale", {k: float(v) for k, v in sorted(scale.items())})
 
     def __hash__(self):
         return hash(self.to_json_key())

@@ -39,12 +39,12 @@ def state_counts_line(counts: dict[str, int]) -> str:
 
 
 def render_states(tasks) -> str:
-    """tasks: objects with key, state_name, job_id, duration, message."""
-    rows = [[t.key, t.state_name, fmt_seconds(t.duration), t.message or ""] for t in tasks]
+    """tasks: objects with key, state_name, attempt, duration, message."""
+    rows = [[t.key, t.state_name, str(t.attempt or ""), fmt_seconds(t.duration), t.message or ""] for t in tasks]
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t.state] = counts.get(t.state, 0) + 1
-    return table(["task", "state", "duration", "message"], rows) + \
+    return table(["task", "state", "attempt", "duration", "message"], rows) + \
         f"\n\n{len(tasks)} tasks: {state_counts_line(counts)}"
 
 

@@ -47,6 +47,14 @@ if awk '$2 == "/sys/fs/cgroup/freezer" && $3 == "cgroup" {found=1} END {exit !fo
 else
   PROCTRACK=proctrack/linuxproc
 fi
+# task/cgroup with ConstrainRAMSpace: a job that uses more than its --mem is killed and ends
+# OUT_OF_MEMORY, as on real clusters (DryPipe's retries with retry_scale are tested on it); it
+# needs the cgroup v1 memory controller mounted.
+if awk '$2 == "/sys/fs/cgroup/memory" && $3 == "cgroup" {found=1} END {exit !found}' /proc/mounts; then
+  TASKPLUGIN=task/cgroup
+else
+  TASKPLUGIN=task/none
+fi
 
 cat >"$D/slurm.conf.new" <<EOF
 # Written by scripts/slurm-up.sh (rewritten on each run): single-node cluster for tests.
@@ -59,9 +67,11 @@ CryptoType=crypto/munge
 MpiDefault=none
 MailProg=/bin/true
 ProctrackType=$PROCTRACK
-TaskPlugin=task/none
+TaskPlugin=$TASKPLUGIN
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+# Memory is allocated (and, with task/cgroup, enforced): --mem is a limit, 1 GB per CPU by default.
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
 # Schedule as soon as a job is submitted or ends, instead of in 3 s cycles.
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=100000,sched_interval=2,bf_interval=1,default_queue_depth=1000
@@ -96,6 +106,9 @@ cat >"$D/cgroup.conf.new" <<EOF
 # Written by scripts/slurm-up.sh: the v1 hierarchies are already mounted here.
 CgroupPlugin=cgroup/v1
 CgroupAutomount=no
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=yes
+AllowedSwapSpace=0
 EOF
 
 # TaskProlog runs as the job's user before each task; what it prints as `export X=Y` is set in

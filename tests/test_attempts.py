@@ -208,11 +208,8 @@ def test_slurm_time_and_size_formats():
 
 @pytest.mark.slurm
 def test_slurm_attempts_record_use_and_request(tmp_path):
-    require_memory_measurement()
-    # the test cluster gives jobs no memory cgroup of their own (TaskPlugin=task/none): the
-    # launcher makes one (DRYPIPE_CGROUPS=1, passed to the job by sbatch's --export=ALL)
-    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2",
-           "DRYPIPE_CGROUPS": "1"}
+    # the test cluster gives each job a memory cgroup of its own (task/cgroup): its peak is the job's
+    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2"}
     inst = tmp_path / "inst"
     try:
         res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:on_slurm", cwd=REPO, env=env, timeout=300)
@@ -225,6 +222,7 @@ def test_slurm_attempts_record_use_and_request(tmp_path):
     alloc, fails = rows["alloc"][0], rows["fails"][0]
     assert alloc["executer"] == "slurm" and re.match(r"^\d+_\d+$", alloc["native_id"]), alloc
     assert 0.75 * 200 * MB <= alloc["peak_rss"] <= 1.25 * 200 * MB, alloc["peak_rss"] / MB
+    assert alloc["peak_rss_source"] == "cgroup"
     assert alloc["req_mem"] == 1 << 30 and alloc["req_time"] == 600.0
     assert fails["status"] == "failed" and fails["exit"] == 5
 
@@ -270,3 +268,61 @@ def test_sacct_is_asked_once_for_all_the_jobs_that_ended_in_a_poll(tmp_path):
     assert alloc["peak_rss"] == 300 * MB and alloc["peak_rss_source"] == "sacct"
     assert alloc["slurm_state"] == "COMPLETED" and alloc["cpu_user"] == 0.75
     assert rows["fails"][0]["exit"] == 5  # the launcher's word on its step beats the fake's 0
+
+
+# -- retries: TaskConf(retries=N) -------------------------------------------------------------------
+
+def test_a_failed_task_is_retried_at_its_failed_step_up_to_n_more_times(tmp_path):
+    inst = tmp_path / "inst"
+    res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:with_retries", "--until", "cancelled", cwd=REPO,
+                  env={"FAILS": "2"}, check=False)
+    assert res.returncode == 1, res
+    runs = {k: int((inst / f"runs-{k}").read_text()) for k in ("twice", "once", "never")}
+    assert runs == {"twice": 3, "once": 2, "never": 1}  # retries=2 completes at its 3rd run
+    rows = view(inst)
+    assert [(a["attempt"], a["status"], a["step"], a["exit"]) for a in rows["twice"]] == \
+        [(1, "failed", 1, 3), (2, "failed", 1, 3), (3, "completed", None, 0)]
+    assert [(a["attempt"], a["status"]) for a in rows["once"]] == [(1, "failed"), (2, "failed")]
+    assert len(rows["never"]) == 1
+    # resumed at the failed step: step 0 of `twice` ran once
+    assert (inst / "output" / "twice" / "s0.txt").read_text() == "step0\n"
+    listing = drypipe("list-states", "-pid", inst, check=True).stdout
+    assert re.search(r"^twice\s+completed\s+3\s", listing, re.M) and re.search(r"^once\s+failed\.0\s+2\s", listing, re.M)
+    assert "retry 2 of 2" in res.stderr
+
+
+def test_a_killed_task_is_never_retried(tmp_path):
+    inst = tmp_path / "inst"
+    proc = subprocess.Popen([sys.executable, "-m", "drypipe", "run", "-q", "-pid", str(inst), "--generator",
+                             f"{GEN}:with_retries"], cwd=REPO, env={**os.environ, "FAILS": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (inst / "output" / "cancelled" / "started.txt").exists(), timeout=60,
+                   what="the task to start")
+        subprocess.run([str(inst / ".drypipe" / "cancelled" / "task"), "kill"], check=True, timeout=60)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert [(a["attempt"], a["status"]) for a in view(inst)["cancelled"]] == [(1, "killed")]
+    assert "retry 1 of" not in err and "cancelled: killed.0" in err
+
+
+@pytest.mark.slurm
+def test_a_slurm_job_out_of_memory_is_retried_with_twice_the_memory_and_completes(tmp_path):
+    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2"}
+    inst = tmp_path / "inst"
+    try:
+        res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:oom_then_retried", cwd=REPO, env=env, timeout=300)
+    finally:
+        from drypipe.executors import slurm as slurm_executor
+        subprocess.run(["scancel", f"--name={slurm_executor.job_name(str(inst))}"],
+                       env={**os.environ, **env}, capture_output=True, timeout=30)
+    assert res.returncode == 0, res
+    rows = view(inst)["big"]
+    assert [(a["attempt"], a["status"], a["slurm_state"], a["req_mem"]) for a in rows] == \
+        [(1, "failed", "OUT_OF_MEMORY", 150 * MB), (2, "completed", None, 300 * MB)], rows  # no sacct here
+    assert "ran out of memory (OUT_OF_MEMORY)" in res.stderr and "retry 1 of 1" in res.stderr
+    trace = drypipe("trace", "-pid", inst, "--format", "json", check=True).stdout
+    assert '"slurm_state": "OUT_OF_MEMORY"' in trace

@@ -308,12 +308,12 @@ def failed_instance(tmp_path_factory):
 def test_list_states_table_and_counts(failed_instance):
     res = dp("list-states", "-pid", failed_instance, check=True)
     lines = res.stdout.splitlines()
-    assert re.split(r" {2,}", lines[0]) == ["task", "state", "duration", "message"]
+    assert re.split(r" {2,}", lines[0]) == ["task", "state", "attempt", "duration", "message"]
     rows = table_rows(res.stdout)
-    assert [r[:2] for r in rows] == [["good-0", "completed"], ["good-1", "completed"],
-                                     ["fail-0", "failed.1"], ["fail-1", "failed.1"]]
-    assert all(re.fullmatch(r"\d+\.\d\ds", r[2]) for r in rows)
-    assert rows[2][3] == rows[3][3] == "step 1 exited with status 3"
+    assert [r[:3] for r in rows] == [["good-0", "completed", "1"], ["good-1", "completed", "1"],
+                                     ["fail-0", "failed.1", "1"], ["fail-1", "failed.1", "1"]]
+    assert all(re.fullmatch(r"\d+\.\d\ds", r[3]) for r in rows)
+    assert rows[2][4] == rows[3][4] == "step 1 exited with status 3"
     assert lines[-1] == "4 tasks: 2 completed, 2 failed"
 
 

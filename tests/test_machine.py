@@ -12,6 +12,7 @@ class Task:
         self.key, self.state, self.step = "k", state, step
         self.launched_at = self.started_at = self.ended_at = self.message = None
         self.start_step = 0
+        self.retry = 0
 
 
 def record_into(rows):
@@ -88,3 +89,20 @@ def test_a_task_can_report_only_running_states_and_endings():
     assert M.event_for_report("failed") == "failed"
     with pytest.raises(ValueError):
         M.event_for_report("ready")
+
+
+def test_retry_counts_automatic_retries_and_a_person_restarting_resets_it():
+    t, rec = Task(), (lambda *a: None)
+    for expected in (1, 2):
+        M.fire(t, "launch", 1.0, rec)
+        M.fire(t, "failed", 2.0, rec, step=0)
+        M.fire(t, "retry", 3.0, rec, step=0)
+        assert (t.state, t.retry) == (S.READY, expected)
+    M.fire(t, "launch", 4.0, rec)
+    M.fire(t, "timed-out", 5.0, rec, step=0)
+    M.fire(t, "restart", 6.0, rec)
+    assert t.retry == 0
+    M.fire(t, "launch", 7.0, rec)
+    M.fire(t, "killed", 8.0, rec, step=0)
+    with pytest.raises(M.IllegalTransition):
+        M.fire(t, "retry", 9.0, rec)  # a person cancelled it: never retried

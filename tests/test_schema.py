@@ -141,6 +141,14 @@ def test_migrated_schema_is_the_models(tmp_path):
     con.close()
 
 
+def _default(d):
+    """A server default as its SQL text ('0'), reflected (a TextClause, maybe quoted) or modelled."""
+    if d is None:
+        return None
+    arg = getattr(d, "arg", d)
+    return str(getattr(arg, "text", arg)).strip("'\"")
+
+
 def described(tables) -> dict:
     """Everything of a schema but the views, as plain data: from reflection or from the models."""
     from sqlalchemy import UniqueConstraint
@@ -148,7 +156,7 @@ def described(tables) -> dict:
     out = {}
     for name, t in tables.items():
         out[name] = dict(
-            columns=[(c.name, c.type.compile(dialect=sqlite.dialect()), c.nullable, c.server_default)
+            columns=[(c.name, c.type.compile(dialect=sqlite.dialect()), c.nullable, _default(c.server_default))
                      for c in t.c],
             primary_key=[c.name for c in t.primary_key.columns],
             unique=sorted(sorted(c.name for c in u.columns) for u in t.constraints
@@ -313,7 +321,7 @@ def new_instance(tmp_path):
 
 def node(id, key, conf_id, **kw):
     fields = dict(state="waiting", step=None, executer_type="process", created_at=1000.0 + id, job_id=None,
-                  launched_at=None, started_at=None, ended_at=None, message=None)
+                  launched_at=None, started_at=None, ended_at=None, message=None, attempt=0, retry=0)
     fields.update(kw)
     return types.SimpleNamespace(id=id, key=key, conf_id=conf_id, **fields)
 
@@ -339,6 +347,7 @@ def test_a_db_round_trips_through_store(tmp_path, make):
 
     n1.state, n1.step, n1.job_id, n1.message = "completed", None, "4242", "done"
     n1.launched_at, n1.started_at, n1.ended_at = 1764160000.0, 1764160001.5, 1764160004.0
+    n1.attempt, n1.retry = 2, 1
     s.touch(n1)
     s.transition(n1, "launched", None, 1764160000.0)
     s.transition(n1, "step-started", 0, 1764160001.5)
@@ -361,8 +370,8 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     assert s.conf_id('{"b":2}') == c2 and s.conf_id('{"c":3}') not in (c1, c2)  # ids known once loaded
     assert [tuple(r) for r in s.load_tasks()] == [
         (1, "t-1", "completed", None, "process", c1, '{"spec":1}', "4242", 1001.0, 1764160000.0, 1764160001.5,
-         1764160004.0, "done"),
-        (2, "t-'\"2 ü", "ready", None, "process", c2, '{"spec":22}', None, 1002.0, None, None, None, None),
+         1764160004.0, "done", 2, 1),
+        (2, "t-'\"2 ü", "ready", None, "process", c2, '{"spec":22}', None, 1002.0, None, None, None, None, 0, 0),
     ]
     assert s.load_outputs() == {1: {"x": "43", "y": "a b"}}
     tr = sa_inspect(Transition).columns

@@ -123,3 +123,25 @@ def test_recover_jobs_reads_the_job_id_file_else_squeue_by_comment(tmp_path):
                              "c": (".drypipe/_arrays/3", 0)})
     assert found == {"a": "41_2", "b": "77_1"}  # c: submitted nowhere
     assert len(calls) == 1  # one squeue for every array without a job-id file
+
+
+# -- retry_scale ------------------------------------------------------------------------------------
+
+def test_scaled_options_multiply_mem_and_time_per_retry():
+    from drypipe.executors.slurm_text import scaled_options
+    opts = ["--mem=1G", "--time=0:10:00", "--cpus-per-task=2"]
+    assert scaled_options(opts, {"mem": 2, "time": 1.5}, 0) == opts
+    assert scaled_options(opts, {"mem": 2, "time": 1.5}, 1) == ["--mem=2048M", "--time=00:15:00", "--cpus-per-task=2"]
+    assert scaled_options(opts, {"mem": 2}, 2) == ["--mem=4096M", "--time=0:10:00", "--cpus-per-task=2"]
+    # separate values, -t, minutes, days, units, what is not a size left alone
+    assert scaled_options(["--mem", "500", "-t", "90"], {"mem": 1.5, "time": 2}, 1) == ["--mem", "750M", "-t", "03:00:00"]
+    assert scaled_options(["--time=1-12", "--mem=512K"], {"mem": 3, "time": 2}, 1) == ["--time=3-00:00:00", "--mem=2M"]
+    assert scaled_options(["--mem=lots", "--time=forever"], {"mem": 2, "time": 2}, 1) == ["--mem=lots", "--time=forever"]
+
+
+def test_an_out_of_memory_job_says_so():
+    from drypipe.executors.slurm import SlurmEnded, ended_state
+    state, step, message = ended_state("failed.1", SlurmEnded("k", None, slurm_state="OUT_OF_MEMORY"), 1)
+    assert (state, step) == ("failed", 1) and "OUT_OF_MEMORY" in message and "--mem" in message
+    state, step, message = ended_state("step-started.0", SlurmEnded("k", None, slurm_state="OUT_OF_MEMORY"), 0)
+    assert (state, step) == ("failed", 0) and "ran out of memory" in message

@@ -172,14 +172,15 @@ class SlurmExecutor(Executor):
 
     def poll(self, timeout: float = 0.0, force: bool = False) -> list[SlurmEnded]:
         """When due: the tasks whose job is over. Their state files say so for tasks that
-        completed or failed (no controller call); one squeue for the whole instance, at most
-        every SQUEUE_EVERY seconds, settles the others (cancelled, time limit, vanished)."""
+        completed (no controller call); one squeue for the whole instance, at most every
+        SQUEUE_EVERY seconds, settles the others (failed: was it OUT_OF_MEMORY? cancelled, time
+        limit, vanished)."""
         if not self.jobs or (not force and time.monotonic() < self._next_poll):
             return []
         ended, unsettled = [], {}
         for key, jid in list(self.jobs.items()):
             name = statefile.read(os.path.join(self.instance_dir, ".drypipe", key))
-            if name == S.COMPLETED or (name or "").startswith(S.FAILED + "."):
+            if name == S.COMPLETED:
                 del self.jobs[key]
                 self.submitted_at.pop(key, None)
                 ended.append(SlurmEnded(key, None))
@@ -271,6 +272,8 @@ def ended_state(state_file: str | None, ended: SlurmEnded, step: int | None) -> 
         return S.TIMED_OUT, n, f"Slurm job hit its time limit ({ended.slurm_state})"
     if outcome == "killed":
         return S.KILLED, n, f"Slurm job {ended.slurm_state.lower()}"
+    if ended.slurm_state == "OUT_OF_MEMORY":  # whatever its step said: killed for exceeding --mem
+        return S.FAILED, n, "Slurm job ran out of memory (OUT_OF_MEMORY): it used more than its --mem"
     if base in S.FAILURES:
         return base, n, None
     if ended.slurm_state == "VANISHED":

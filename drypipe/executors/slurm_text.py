@@ -2,6 +2,8 @@
 scripts, squeue and scontrol output. Unit-tested on recorded text (tests/test_slurm_text.py)."""
 from __future__ import annotations
 
+import math
+import re
 import shlex
 
 # squeue/scontrol job states -> what they mean for a DryPipe task whose launcher did not report.
@@ -245,3 +247,84 @@ def parse_sacct(stdout: str) -> dict[str, dict]:
         elif state == "OUT_OF_MEMORY":
             figures["slurm_state"] = "OUT_OF_MEMORY"
     return out
+
+
+# -- retry_scale: --mem and --time of the k-th automatic retry -----------------------------------
+
+_MEM_OPTION = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$", re.I)
+_MB = {"K": 1 / 1024, "M": 1, "": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def scale_mem(value: str, factor: float) -> str | None:
+    """sbatch's --mem value times factor, in whole megabytes ('1G' x 2 -> '2048M'); None when
+    it is not a size sbatch takes (left as it is)."""
+    m = _MEM_OPTION.match(value.strip())
+    if not m:
+        return None
+    mb = float(m.group(1)) * _MB[m.group(2).upper()] * factor
+    return f"{math.ceil(mb)}M"
+
+
+def format_time(seconds: float) -> str:
+    """Seconds as sbatch's D-HH:MM:SS (whole seconds, rounded up)."""
+    s = math.ceil(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}-{h:02d}:{m:02d}:{s:02d}" if d else f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def scaled_options(options, scale: dict, k: int) -> list[str]:
+    """The sbatch options of a task's k-th automatic retry: --mem and --time (-t) times
+    scale["mem"] ** k and scale["time"] ** k. Both spellings (`--mem=4G`, `--mem 4G`)."""
+    out, opts = [], list(options)
+    factors = {"--mem": scale.get("mem"), "--time": scale.get("time"), "-t": scale.get("time")}
+    i = 0
+    while i < len(opts):
+        word = opts[i]
+        name, eq, value = word.partition("=")
+        separate = not eq and name in factors and i + 1 < len(opts)
+        if separate:
+            value = opts[i + 1]
+        factor = factors.get(name)
+        new = None
+        if factor and k > 0 and (eq or separate):
+            f = factor ** k
+            if name == "--mem":
+                new = scale_mem(value, f)
+            else:
+                secs = slurm_time_seconds(value)
+                new = None if secs is None else format_time(secs * f)
+        if new is None:
+            out.append(word)
+        elif separate:
+            out.extend([name, new])
+        else:
+            out.append(f"{name}={new}")
+        i += 2 if separate else 1
+        if separate and new is None:
+            out.append(value)
+    return out
+
+
+def slurm_time_seconds(text: str) -> float | None:
+    """Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S -> seconds (None if unreadable)."""
+    try:
+        days = 0
+        if "-" in text:
+            d, text = text.split("-", 1)
+            days = int(d)
+            parts = [int(x) for x in text.split(":")]
+            parts += [0] * (3 - len(parts))
+            h, m, s = parts
+        else:
+            parts = [int(x) for x in text.split(":")]
+            if len(parts) == 1:
+                h, m, s = 0, parts[0], 0
+            elif len(parts) == 2:
+                h, (m, s) = 0, parts
+            else:
+                h, m, s = parts
+        return float(((days * 24 + h) * 60 + m) * 60 + s)
+    except ValueError:
+        return None

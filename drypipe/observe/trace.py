@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 COLUMNS = ("task_id", "hash", "native_id", "name", "status", "exit", "submit", "start", "complete",
-           "duration", "realtime", "%cpu", "peak_rss", "rchar", "wchar", "attempt", "workdir")
+           "duration", "realtime", "%cpu", "peak_rss", "rchar", "wchar", "attempt", "workdir", "slurm_state")
 FORMATS = ("tsv", "json")
 NULL = "-"
 

@@ -15,6 +15,8 @@ from ..state import states as S
 from ..state.models import attempt_table
 from .changes import launch_fingerprint
 from .fingerprint import DIGEST_LEN
+from ..executors.slurm_text import slurm_time_seconds
+from .slurm_tasks import effective_conf
 
 COLUMNS = tuple(c.key for c in attempt_table.columns)
 
@@ -35,12 +37,11 @@ def record(orch, n, state: str, step, at: float) -> None:
     a = n.run
     if state == S.LAUNCHED:
         n.attempt += 1
-        conf = n.conf
         digest, fingerprint = launch_fingerprint(orch, n)
         orch.store.save_fingerprint(n.id, n.attempt, fingerprint)
         n.run = a = Attempt(task_id=n.id, attempt=n.attempt, executer=_executer(n), hash=digest,
                             workdir=os.path.join(orch.instance_dir, "output", n.key), status="running",
-                            submit=at, **requested(conf) if n.executer_type == "slurm" else {})
+                            submit=at, **requested(effective_conf(n)) if n.executer_type == "slurm" else {})
     elif a is None:
         return
     elif state == S.STEP_STARTED:
@@ -213,26 +214,3 @@ def requested(conf) -> dict:
         elif name in ("--cpus-per-task", "-c") and value.isdigit():
             out["req_cpus"] = int(value)
     return out
-
-
-def slurm_time_seconds(text: str) -> float | None:
-    """Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S -> seconds (None if unreadable)."""
-    try:
-        days = 0
-        if "-" in text:
-            d, text = text.split("-", 1)
-            days = int(d)
-            parts = [int(x) for x in text.split(":")]
-            parts += [0] * (3 - len(parts))
-            h, m, s = parts
-        else:
-            parts = [int(x) for x in text.split(":")]
-            if len(parts) == 1:
-                h, m, s = 0, parts[0], 0
-            elif len(parts) == 2:
-                h, (m, s) = 0, parts
-            else:
-                h, m, s = parts
-        return float(((days * 24 + h) * 60 + m) * 60 + s)
-    except ValueError:
-        return None

@@ -15,7 +15,7 @@ class Node:
     __slots__ = ("id", "key", "state", "step", "executer_type", "conf", "conf_id", "spec_json", "_spec",
                  "job_id", "created_at", "launched_at", "started_at", "ended_at", "message",
                  "upstream", "downstream", "pending", "outputs", "log_offset", "start_step",
-                 "attempt", "run", "usage", "fp_hash")
+                 "attempt", "run", "usage", "fp_hash", "retry")
 
     def __init__(self, id_, key, state, step, executer_type, conf, conf_id, spec_json, spec=None):
         self.id = id_
@@ -38,6 +38,7 @@ class Node:
         self.log_offset = 0
         self.start_step = 0
         self.attempt = 0  # launches so far
+        self.retry = 0  # automatic retries (TaskConf retries) since a person last (re)started it
         self.run = None  # the current attempt (scheduler/attempts.py), while it runs
         self.usage = None  # what its last attempt reported using (drypipe.log `usage` line)
         self.fp_hash = None  # the digest of its completed attempt's fingerprint (scheduler/changes.py)

@@ -49,6 +49,7 @@ def load(orch) -> None:
         n = Node(r.id, r.key, r.state, r.step, r.executer_type, confs[r.conf_id], r.conf_id, r.spec)
         n.job_id, n.created_at, n.launched_at = r.job_id, r.created_at, r.launched_at
         n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
+        n.attempt, n.retry = r.attempt, r.retry
         n.outputs = outputs.get(r.id)
         graph.add(n)
         if n.executer_type == "slurm" or n.conf.is_remote:
@@ -233,6 +234,8 @@ def ingest(orch, n: Node, returncode, slurm=None, reaped=None) -> None:
     if slurm is not None:
         name = S.format(ending[1], ending[2]) if ending else None
         state, step, slurm_message = ended_state(name, slurm, n.step)
+        if slurm.slurm_state and slurm.slurm_state != "VANISHED":  # the attempt's, until sacct says more
+            n.usage = {**(n.usage or {}), "slurm_state": slurm.slurm_state}
         if ending is None or (state, step) != (ending[1], ending[2]):
             ending = (ending[0] if ending else now(), state, step)
         message = slurm_message or message
@@ -260,6 +263,10 @@ def ingest(orch, n: Node, returncode, slurm=None, reaped=None) -> None:
         orch.on_completed(n)
     log.info("task %s: %s%s", n.key, n.state_name, f" ({n.message})" if n.message else "")
     orch.reporter.task_ended(orch, n)
+    if state in (S.FAILED, S.TIMED_OUT) and n.retry < n.conf.retries:  # TaskConf(retries=N)
+        log.warning("task %s: %s%s; retry %d of %d", n.key, n.state_name, f" ({n.message})" if n.message else "",
+                    n.retry + 1, n.conf.retries)
+        orch.fire(n, "retry", step=step)
 
 
 def _ending_from_state_file(tdir: str):

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import os
 
+from ..conf import TaskConf
 from ..errors import DryPipeError
 from ..executors.slurm import pending_job_id, write_array_dir
+from ..executors.slurm_text import scaled_options
+
+
+def effective_conf(n) -> TaskConf:
+    """n's TaskConf as its next job asks for it: --mem and --time scaled by retry_scale ** k at
+    its k-th automatic retry (TaskConf(retries=N, retry_scale={"mem": 2}))."""
+    conf = n.conf
+    if not n.retry or not conf.retry_scale:
+        return conf
+    return TaskConf.from_dict({**conf.to_dict(),
+                               "sbatch_options": scaled_options(conf.sbatch_options, conf.retry_scale, n.retry)})
 
 
 def plan(orch, nodes) -> list[tuple[object, str, list]]:
     """Group launched Slurm tasks into arrays (per TaskConf and MaxArraySize chunk): write each
     array dir and mark each task's job id as pending. Returns (conf, array dir, nodes) groups."""
-    groups: dict[int, list] = {}
-    for n in nodes:
-        groups.setdefault(n.conf_id, []).append(n)
+    groups: dict[tuple, list] = {}
+    for n in nodes:  # a retry with scaled --mem/--time is an array of its own
+        groups.setdefault((n.conf_id, n.retry if n.conf.retry_scale else 0), []).append(n)
     size = orch.slurm.max_array_size()
     out = []
     for group in groups.values():
@@ -30,7 +42,7 @@ def plan(orch, nodes) -> list[tuple[object, str, list]]:
             for i, n in enumerate(chunk):
                 n.job_id = pending_job_id(rel, i)
                 orch.store.touch(n)
-            out.append((chunk[0].conf, array_dir, chunk))
+            out.append((effective_conf(chunk[0]), array_dir, chunk))
     return out
 
 

@@ -9,7 +9,9 @@ transaction. An event that the table does not allow from the task's state raises
 IllegalTransition: it is a bug, never silently absorbed.
 
 `fire` works on any object with the fields of a task row (state, step, launched_at, started_at,
-ended_at, message, start_step, key): the orchestrator's graph nodes. A task is *created* in
+ended_at, message, start_step, key, retry): the orchestrator's graph nodes. `retry` counts the
+automatic retries since a person last made the task run again: `retry` adds one, `restart`,
+`reset` and `restart-at-step` set it back to 0. A task is *created* in
 `waiting`, or `ready` when it has no uncompleted upstream; creation is not a transition.
 
 | event           | from                         | to               | notes                                  |
@@ -131,6 +133,7 @@ def fire(task, event: str, at: float, record, step: int | None = None, message: 
             start = step if step is not None else (task.step or 0)
         task.state = S.WAITING if waiting else S.READY
         task.step, task.message, task.start_step = None, None, start
+        task.retry = task.retry + 1 if event == "retry" else 0
     record(task, task.state, task.step, at)
 
 

@@ -52,6 +52,9 @@ class TaskRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # launches so far (its attempts), and automatic retries since a person last (re)started it
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Transition(Base):

@@ -74,7 +74,7 @@ INSERT_TASK = insert_statement(_task, _t.id, _t.key, _t.state, _t.step, _t.execu
                                _t.created_at)
 # rows of flush() from touch()ed nodes
 UPDATE_TASK_STATE = update_statement(_task, (_t.state, _t.step, _t.job_id, _t.launched_at, _t.started_at,
-                                             _t.ended_at, _t.message), where=_t.id)
+                                             _t.ended_at, _t.message, _t.attempt, _t.retry), where=_t.id)
 # rows of update_definition()
 UPDATE_TASK_DEFINITION = update_statement(_task, (_t.spec, _t.conf_id, _t.executer_type), where=_t.id)
 SET_OUTPUT = insert_statement(_out, _o.task_id, _o.name, _o.value, replace=True)
@@ -88,7 +88,7 @@ DELETE_ATTEMPT = _compile(delete(_att).where((_a.task_id == bindparam("where_tas
 SAVE_FINGERPRINT = insert_statement(_fp, _f.task_id, _f.attempt, _f.json, replace=True)
 # the reads of load_tasks(), in the order of its rows
 TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
-            _t.launched_at, _t.started_at, _t.ended_at, _t.message)
+            _t.launched_at, _t.started_at, _t.ended_at, _t.message, _t.attempt, _t.retry)
 
 STATEMENTS = {name: st for name, st in globals().items() if isinstance(st, Statement)}
 
@@ -133,7 +133,7 @@ class Store:
 
     def load_tasks(self):
         """Rows (id, key, state, step, executer_type, conf_id, spec, job_id, created_at,
-        launched_at, started_at, ended_at, message), in creation order."""
+        launched_at, started_at, ended_at, message, attempt, retry), in creation order."""
         if self.engine is None:
             return []
         with self.engine.connect() as c:
@@ -236,7 +236,8 @@ class Store:
                 x(INSERT_TASK.sql, self._new_tasks)
             if self._dirty:
                 x(UPDATE_TASK_STATE.sql,
-                  [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.id)
+                  [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.attempt,
+                    n.retry, n.id)
                    for n in self._dirty.values()])
             if self._definitions:
                 x(UPDATE_TASK_DEFINITION.sql, self._definitions)

@@ -28,3 +28,26 @@ def on_slurm(dsl):
 
 def retried(dsl):
     yield dsl.task(key="flaky").calls('[[ -e "$__pipeline_instance_dir/fixed" ]] || exit 4\n')()
+
+
+# fails while it has run fewer than $FAILS times (counted in the instance dir), then completes
+FLAKY = ('n=$(cat "$__pipeline_instance_dir/runs-$__task_key" 2>/dev/null || echo 0)\n'
+         'echo $((n + 1)) > "$__pipeline_instance_dir/runs-$__task_key"\n'
+         '(( n + 1 > ${FAILS:-2} )) || { echo "run $((n + 1)): failing"; exit 3; }\n')
+
+
+def with_retries(dsl):
+    yield dsl.task(key="twice", task_conf=TaskConf(retries=2)).calls("echo step0 > s0.txt\n").calls(FLAKY)()
+    yield dsl.task(key="once", task_conf=TaskConf(retries=1)).calls(FLAKY)()
+    yield dsl.task(key="never").calls(FLAKY)()
+    yield dsl.task(key="cancelled", task_conf=TaskConf(retries=3)).calls(
+        'echo started > started.txt; sleep 60\n')()
+
+
+# 200 MiB resident: more than 150M, less than twice that
+BIG = TaskConf(executer_type="slurm", sbatch_options=["--mem=150M", "--time=0:10:00"], retries=1,
+               retry_scale={"mem": 2})
+
+
+def oom_then_retried(dsl):
+    yield dsl.task(key="big", task_conf=BIG).calls(ALLOC)()
