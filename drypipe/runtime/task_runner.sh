@@ -182,9 +182,11 @@ __drypipe_run() {
   __drypipe_logging=1
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
   __drypipe_cg_join
-  drypipe_mkdir "$__task_output_dir"
+  # a local task's orchestrator made both dirs before launching it: no mkdir (a fork without
+  # the builtins) on the task's way
+  [[ -d $__task_output_dir ]] || drypipe_mkdir "$__task_output_dir"
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
-  [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_mkdir "$__scratch_dir"
+  [[ -z ${SLURM_TMPDIR:-} && ! -d $__scratch_dir ]] && drypipe_mkdir "$__scratch_dir"
   if (( __drypipe_start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
   __drypipe_check_inputs || __drypipe_fail "$__drypipe_start" "$__drypipe_msg"
   trap __drypipe_on_signal TERM INT HUP
@@ -205,7 +207,8 @@ __drypipe_run() {
   done
   __drypipe_step=$(( __drypipe_n_steps - 1 ))
   __drypipe_check_outputs || __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
-  [[ -z ${SLURM_TMPDIR:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
+  # an empty scratch dir goes; a watched task's orchestrator removes it when it ingests the end
+  [[ -z ${SLURM_TMPDIR:-} && -z ${__drypipe_watched:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
   trap - TERM INT HUP
   __drypipe_usage 0
   __drypipe_state completed

@@ -11,6 +11,7 @@ import sys
 from ..errors import InstanceError
 from ..runtime import render
 from ..state import statefile
+from ..state import states as S
 
 DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 """The directory DryPipe's package is imported from (put on task python paths, uploaded to hosts)."""
@@ -107,11 +108,31 @@ class Materializer:
                                                  render.render_task_conf(key, spec, conf),
                                                  container=conf.container,
                                                  drypipe_root=None if conf.is_remote else DRYPIPE_ROOT), 0o755)
+        if state == S.LAUNCHED and not slurm and not conf.is_remote:
+            make_output_dirs(self.instance_dir, key)  # the launcher then forks no mkdir
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)
         statefile.write(tdir, state, current)
         return script
+
+
+def make_output_dirs(instance_dir: str, key: str) -> None:
+    """output/<key> and its scratch dir, as the launcher of a local task would make them."""
+    out = output_dir(instance_dir, key)
+    for d in (out, os.path.join(out, "scratch")):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            pass
+
+
+def remove_scratch_dir(instance_dir: str, key: str) -> None:
+    """A completed local task's scratch dir, if empty (what its watched launcher leaves)."""
+    try:
+        os.rmdir(os.path.join(output_dir(instance_dir, key), "scratch"))
+    except OSError:
+        pass
 
 
 def upload_paths(instance_dir: str, spec: dict) -> list[str]:
