@@ -196,3 +196,14 @@ def test_rerun_changed_regenerates_a_dynamic_downstream(work):
     assert (work / "inst" / "output" / "w.8" / "w.txt").read_text().strip() == str(9 * 8)
     assert (work / "inst" / "output" / "w.1" / "w.txt").read_text().strip() == "9"
     assert out_of_date(run(work, check=True)) == {}
+
+
+def test_why_on_bad_input_says_so_in_one_line(work, tmp_path):
+    res = drypipe("why", "-pid", tmp_path / "nowhere", "-k", "a", cwd=work, check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [f"drypipe: error: {tmp_path / 'nowhere'}: not a pipeline instance "
+                                               "(no .drypipe/drypipe.db)"]
+    first_run(work)
+    res = drypipe("why", "-pid", work / "inst", "-k", "nope", cwd=work, check=False)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "drypipe: error: no task 'nope' in this instance (`drypipe list-states` lists them)"]

@@ -29,7 +29,8 @@ class Report:
         """`drypipe why`: the reasons, their diffs and files, the upstream chain that caused it."""
         state = self.states.get(key)
         if state is None:
-            return [f"no task {key!r} in this instance"]
+            from ..errors import DryPipeError
+            raise DryPipeError(f"no task {key!r} in this instance (`drypipe list-states` lists them)")
         why = self.why(key)
         if why is None:
             return [f"task {key}: {state}: only a completed task can be out of date"]
@@ -68,6 +69,10 @@ def report(instance_dir: str, generator: str | None = None) -> Report:
     from ..dsl.pipeline import load_pipeline
     from ..errors import DryPipeError
     from .orchestrator import Orchestrator
+    import os
+    from ..state.db import DB_NAME, db_path
+    if not os.path.exists(db_path(instance_dir)):
+        raise DryPipeError(f"{instance_dir}: not a pipeline instance (no .drypipe/{DB_NAME})")
     generator = generator or recorded_generator(instance_dir)
     if not generator:
         raise DryPipeError(f"{instance_dir}: no generator recorded for this instance: give --generator")
