@@ -206,17 +206,22 @@ def test_slurm_time_and_size_formats():
 
 # -- on the Slurm cluster -----------------------------------------------------------------------------
 
-@pytest.mark.slurm
-def test_slurm_attempts_record_use_and_request(tmp_path):
-    # the test cluster gives each job a memory cgroup of its own (task/cgroup): its peak is the job's
+def run_on_slurm(inst: Path, generator: str):
+    """`drypipe run` of a pipeline of Slurm tasks on the test cluster; its jobs cancelled after."""
     env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2"}
-    inst = tmp_path / "inst"
     try:
-        res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:on_slurm", cwd=REPO, env=env, timeout=300)
+        return drypipe("run", "-pid", inst, "--generator", f"{GEN}:{generator}", cwd=REPO, env=env, timeout=300)
     finally:
         from drypipe.executors import slurm as slurm_executor
         subprocess.run(["scancel", f"--name={slurm_executor.job_name(str(inst))}"],
                        env={**os.environ, **env}, capture_output=True, timeout=30)
+
+
+@pytest.mark.slurm
+def test_slurm_attempts_record_use_and_request(tmp_path):
+    # the test cluster gives each job a memory cgroup of its own (task/cgroup): its peak is the job's
+    inst = tmp_path / "inst"
+    res = run_on_slurm(inst, "on_slurm")
     assert res.returncode == 1, res
     rows = view(inst)
     alloc, fails = rows["alloc"][0], rows["fails"][0]
@@ -311,14 +316,8 @@ def test_a_killed_task_is_never_retried(tmp_path):
 
 @pytest.mark.slurm
 def test_a_slurm_job_out_of_memory_is_retried_with_twice_the_memory_and_completes(tmp_path):
-    env = {**service_env("slurm.env", "slurm-up.sh"), "DRYPIPE_SERVICE_SLEEP_SCHEDULE": "0,1,2"}
     inst = tmp_path / "inst"
-    try:
-        res = drypipe("run", "-pid", inst, "--generator", f"{GEN}:oom_then_retried", cwd=REPO, env=env, timeout=300)
-    finally:
-        from drypipe.executors import slurm as slurm_executor
-        subprocess.run(["scancel", f"--name={slurm_executor.job_name(str(inst))}"],
-                       env={**os.environ, **env}, capture_output=True, timeout=30)
+    res = run_on_slurm(inst, "oom_then_retried")
     assert res.returncode == 0, res
     rows = view(inst)["big"]
     assert [(a["attempt"], a["status"], a["slurm_state"], a["req_mem"]) for a in rows] == \
