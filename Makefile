@@ -15,7 +15,7 @@ TORTURE_REPORT := $(CURDIR)/torture-report.jsonl
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml scripts/bootstrap.sh drypipe/runtime/bash_builtins.c
+$(STAMP): setup.cfg pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh $(PYTHON) $(VENV)
 	@touch $(STAMP)
 
@@ -52,4 +52,4 @@ torture: install
 	$(BIN)/python scripts/torture-summary.py $(TORTURE_REPORT); exit $$rc
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info drypipe/runtime/bash_builtins.so .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info .pytest_cache

@@ -2,6 +2,7 @@
 
     DRYPIPE_BENCH_INDEPENDENT_N  tasks of independent_1000 (default 1000)
     DRYPIPE_BENCH_CHAIN_N        length of chain_200 (default 200)
+    DRYPIPE_BENCH_RUN20K_N       tasks of independent_20k (default 20000)
     DRYPIPE_BENCH_STATIC_N       tasks of static_100k (default 100000)
     DRYPIPE_BENCH_SLURM_N        tasks of slurm_1000 (default 1000)
     DRYPIPE_BENCH_REMOTE_N       tasks of remote_200 (default 200), on the host of
@@ -31,6 +32,13 @@ def chain_command(i: int, prev: str | None, out: str) -> str:
 def independent_1000(dsl):
     """N tasks with no dependencies, each writing one small file."""
     for i in range(size("INDEPENDENT", 1000)):
+        yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
+            independent_command("$i", "$out"))()
+
+
+def independent_20k(dsl):
+    """independent_1000's tasks, 20,000 of them (DRYPIPE_BENCH_RUN20K_N): a run at scale."""
+    for i in range(size("RUN20K", 20_000)):
         yield dsl.task(key=f"t-{i}").inputs(i=i).outputs(out=dsl.file("out.txt")).calls(
             independent_command("$i", "$out"))()
 

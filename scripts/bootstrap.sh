@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for DryPipe: system packages (when root), the venv, the
-# project installed in it (editable, with test extras) and the launcher's bash builtins.
+# project installed in it (editable, with test extras).
 # Usage: scripts/bootstrap.sh [PYTHON] [VENV]
 set -euo pipefail
 PYTHON=${1:-python3}
@@ -8,8 +8,6 @@ VENV=${2:-.venv}
 cd "$(dirname "$0")/.."
 
 need=()
-command -v gcc >/dev/null || need+=(gcc)
-[[ -f /usr/lib/bash/loadables.h || -f /usr/include/bash/loadables.h ]] || need+=(bash-builtins)
 command -v "$PYTHON" >/dev/null || need+=(python3)
 if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
   need+=(python3-venv)
@@ -32,4 +30,3 @@ fi
   | grep -v -e '^WARNING: Location' -e 'is ignored' || true
 "$VENV/bin/python" -c 'import drypipe, sqlalchemy, alembic, click, paramiko' \
   || { echo "bootstrap: installing drypipe into $VENV failed" >&2; exit 1; }
-scripts/build-builtins.sh

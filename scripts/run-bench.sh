@@ -7,6 +7,10 @@
 # scripts/services-down.sh. MaxArraySize is $SLURM_MAX_ARRAY_SIZE (default 1001), applied by
 # services-up.sh (a different value restarts the cluster). Not root: nothing is started, and the
 # `slurm` workload runs only if a cluster is already up (else it says "skipped").
+#
+# What is measured is DryPipe as users install it: a wheel built from this checkout, installed
+# with pip into a fresh venv (made under $BENCH_VENV_DIR, default bench/results/wheel-venv,
+# rebuilt every time). BENCH_INSTALL=editable measures the dev install of $BIN instead.
 set -uo pipefail
 BIN=${1:-.venv/bin}
 shift $(($# > 0 ? 1 : 0))
@@ -21,4 +25,17 @@ else
   echo "run-bench: not root: Slurm is not started (the slurm workload runs only if it is up)" >&2
 fi
 
-exec "$BIN/python" bench/run.py "$@"
+if [[ ${BENCH_INSTALL:-wheel} == editable ]]; then
+  exec "$BIN/python" bench/run.py "$@"
+fi
+venv=${BENCH_VENV_DIR:-bench/results/wheel-venv}
+venv=$(realpath -m "$venv")
+rm -rf "$venv" && mkdir -p "$venv" || exit 2
+echo "run-bench: building a wheel and installing it in a fresh venv ($venv)" >&2
+"$BIN/python" -m pip wheel --no-deps --disable-pip-version-check -q . -w "$venv/wheel" >&2 \
+  || { echo "run-bench: building the wheel failed" >&2; exit 2; }
+"${PYTHON:-python3}" -m venv "$venv/venv" || exit 2
+"$venv/venv/bin/python" -m pip install -q --disable-pip-version-check "$venv"/wheel/*.whl >&2 \
+  || { echo "run-bench: installing the wheel failed" >&2; exit 2; }
+rm -rf build  # what pip wheel left in the checkout
+DRYPIPE_BENCH_FRESH_VENV="$venv/venv" exec "$venv/venv/bin/python" bench/run.py "$@"

@@ -17,10 +17,12 @@ import pytest
 from conftest import REPO, skip_or_fail_without_service
 
 sys.path.insert(0, str(REPO))
-from bench import floors, pipelines, run  # noqa: E402
+from bench import floors, pipelines, run, setup_info  # noqa: E402
 
-TINY = {"DRYPIPE_BENCH_INDEPENDENT_N": "20", "DRYPIPE_BENCH_CHAIN_N": "5", "DRYPIPE_BENCH_STATIC_N": "200"}
-FLOOR_WORKLOADS = "independent,chain,prepare"  # the slurm one has tests of its own below
+TINY = {"DRYPIPE_BENCH_INDEPENDENT_N": "20", "DRYPIPE_BENCH_CHAIN_N": "5", "DRYPIPE_BENCH_STATIC_N": "200",
+        "DRYPIPE_BENCH_RUN20K_N": "30"}
+FLOOR_WORKLOADS = "independent,chain,run20k,prepare"  # the slurm one has tests of its own below
+FOLLOW_UPS = ["list-states --state failed", "prepare again", "run again", "status"]
 
 
 def run_bench(tmp_path, *args, env=None):
@@ -35,9 +37,21 @@ def run_bench(tmp_path, *args, env=None):
 def test_quick_run_reports_numbers_for_every_floor_workload(tmp_path):
     proc, report, results = run_bench(tmp_path, "--only", FLOOR_WORKLOADS, env=dict(os.environ, **TINY))
     assert report["quick"] is True and report["errors"] == [] and report["skipped"] == []
-    by_name = {w["name"]: w for w in report["workloads"]}
-    assert sorted(by_name) == ["chain", "independent", "prepare"]
-    assert {name: w["n"] for name, w in by_name.items()} == {"independent": 20, "chain": 5, "prepare": 200}
+    follow_ups = {w["name"]: w for w in report["workloads"] if w["kind"] == "follow-up"}
+    by_name = {w["name"]: w for w in report["workloads"] if w["kind"] != "follow-up"}
+    assert sorted(by_name) == ["chain", "independent", "prepare", "run20k"]
+    assert {name: w["n"] for name, w in by_name.items()} == {"independent": 20, "chain": 5, "prepare": 200,
+                                                             "run20k": 30}
+    # the no-op commands on the instances left: prepare again, list-states, status; run again
+    assert sorted(follow_ups) == FOLLOW_UPS
+    assert follow_ups["run again"]["after"] == "run20k" and follow_ups["status"]["after"] == "prepare"
+    for w in follow_ups.values():
+        assert w["drypipe"]["median_s"] > 0 and w["judged"] is False and w["target"].startswith("wall <= ")
+    # what was measured: this venv's DryPipe (the editable install of the tests), progress on
+    conf = report["machine"]["configuration"]
+    assert conf["install"] in ("editable", "wheel") and conf["builtins"] is False and conf["progress"] == "tty"
+    assert all(w["configuration"] == conf["label"] for w in report["workloads"])
+    assert "no builtins, progress on" in proc.stdout
     for w in by_name.values():
         assert w["runs"] == 1 and len(w["floor"]["runs_s"]) == 1 and len(w["drypipe"]["runs_s"]) == 1
         assert w["floor"]["median_s"] > 0 and w["drypipe"]["median_s"] > 0 and w["ratio"] > 0
@@ -52,8 +66,8 @@ def test_quick_run_reports_numbers_for_every_floor_workload(tmp_path):
 
 
 def test_only_selects_workloads_and_rejects_unknown_names(capsys):
-    assert [w.name for w in run.parse_args([]).workloads] == ["independent", "chain", "prepare", "slurm",
-                                                              "remote", "service"]
+    assert [w.name for w in run.parse_args([]).workloads] == ["independent", "chain", "run20k", "prepare",
+                                                              "slurm", "remote", "service"]
     assert [w.name for w in run.parse_args(["--only", "chain,prepare"]).workloads] == ["chain", "prepare"]
     assert [w.name for w in run.parse_args(["--only", "slurm"]).workloads] == ["slurm"]
     assert [w.name for w in run.parse_args(["--only", "remote"]).workloads] == ["remote"]
@@ -75,15 +89,23 @@ def test_judging_only_at_nominal_size():
         return [run.Measure(s, rss) for s in seconds]
 
     w = run.BY_NAME["independent"]
-    ok = run.summarize(w, 1000, 3, measures(1, 1, 1), measures(2, 2.5, 9), None)
-    assert ok["ratio"] == 2.5 and ok["judged"] and ok["passed"] is True
+    ok = run.summarize(w, 1000, 3, measures(1, 1, 1), measures(1.5, 2, 9), None)
+    assert ok["ratio"] == 2.0 and ok["judged"] and ok["passed"] is True
     slow = run.summarize(w, 1000, 3, measures(1, 1, 1), measures(3, 3, 3), None)
     assert slow["passed"] is False
     small = run.summarize(w, 10, 1, measures(1), measures(30), None)
     assert small["judged"] is False and small["passed"] is None
     p = run.BY_NAME["prepare"]
-    assert run.summarize(p, 100_000, 1, measures(1, rss=100), measures(4.9, rss=499), None)["passed"] is True
-    assert run.summarize(p, 100_000, 1, measures(1, rss=100), measures(4.9, rss=501), None)["passed"] is False
+    assert run.summarize(p, 100_000, 1, measures(1, rss=100), measures(2.9, rss=299), None)["passed"] is True
+    assert run.summarize(p, 100_000, 1, measures(1, rss=100), measures(2.9, rss=301), None)["passed"] is False
+    assert run.summarize(p, 100_000, 1, measures(1, rss=100), measures(3.1, rss=200), None)["passed"] is False
+    r20 = run.BY_NAME["run20k"]
+    assert run.summarize(r20, 20_000, 1, measures(10), measures(24), None)["passed"] is True
+    assert run.summarize(r20, 20_000, 1, measures(10), measures(26), None)["passed"] is False
+    again = measures(30)
+    again[0].extra["run again"] = 2.5
+    [follow] = run.summarize(r20, 20_000, 1, measures(20), again, None)["follow_ups"]
+    assert (follow["name"], follow["passed"], follow["target"]) == ("run again", False, "wall <= 2 s")
     assert "FAIL" in run.format_table([slow]) and "not judged" in run.format_table([small])
 
 
@@ -104,6 +126,21 @@ def test_floors_run_the_pipelines_commands(tmp_path):
     floors.run_chain(4, str(tmp_path / "c"))
     assert (tmp_path / "i" / "out_3.txt").read_text() == "3\n"
     assert (tmp_path / "c" / "out_3.txt").read_text().split() == ["0", "1", "2", "3"]
+
+
+def test_drypipe_runs_with_its_stderr_on_a_terminal(tmp_path):
+    code = "import sys; print(sys.stderr.isatty(), file=sys.stderr); print(sys.stdout.isatty())"
+    m, out = run.run_child([sys.executable, "-c", code], dict(os.environ), str(tmp_path), "tty", tty=True)
+    assert (out, (tmp_path / "tty.err").read_text().strip()) == ("False\n", "True")
+    run.run_child([sys.executable, "-c", code], dict(os.environ), str(tmp_path), "plain")
+    assert (tmp_path / "plain.err").read_text() == "False\n"
+
+
+def test_the_configuration_names_the_install():
+    conf = setup_info.configuration(sys.executable)
+    assert conf["install"] == "editable" and conf["builtins"] is False  # the tests' own venv (make install)
+    assert setup_info.describe(dict(conf, install="wheel", fresh_venv=True)) == \
+        "wheel in a fresh venv, no builtins, progress on"
 
 
 def test_a_hung_child_is_killed_and_reported(tmp_path):

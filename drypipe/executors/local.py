@@ -98,6 +98,8 @@ class LocalExecutor(Executor):
         self.watcher = "pidfd" if pidfd_usable() else "poll"
         self._spawner: Spawner | None = None
         self._ended_early: list[Ended] = []
+        self.launched_here: set[str] = set()  # running keys this executor's spawner forked
+        self.detached = False  # launch tasks this process will not watch (they write their states)
 
     def capacity(self, want: int | None = None) -> int:
         """How many tasks may be launched now (at most want); with a pool, they are reserved."""
@@ -138,6 +140,8 @@ class LocalExecutor(Executor):
             pids = self._spawner.spawn_many(lines)
         reports = self._spawner.reports
         for (key, _, _), pid in zip(items, pids):
+            if not self.detached:
+                self.launched_here.add(key)  # its launcher only logs its states: we mirror them
             if reports is not None:  # its reaper reports its end (and what it used)
                 self._mine[pid] = (key, reports)
             elif not self._watch(key, pid):
@@ -147,7 +151,7 @@ class LocalExecutor(Executor):
     def _new_spawner(self) -> None:
         if self._spawner is not None:
             self._spawner.close()
-        self._spawner = Spawner(self.runtime)
+        self._spawner = Spawner(self.runtime, watcher=None if self.detached else os.getpid())
         fd = self._spawner.reports
         if fd is not None:
             self._reports[fd] = b""
@@ -305,6 +309,8 @@ class LocalExecutor(Executor):
         empty, when the slot pool frees slots this executor asked for)."""
         self._woken = False
         ended = self._wait(timeout)
+        for e in ended:
+            self.launched_here.discard(e.key)
         if self.pool is not None:
             self.pool.settle(self, self.running)
         return ended

@@ -1,7 +1,7 @@
 """The spawner of local task launchers, and the reaper above it.
 
 The spawner is one long-lived bash per executor that has sourced the task runtime (its
-functions and builtins) once and forks a launcher per task: no exec of bash per task, and the
+functions) once and forks a launcher per task: no exec of bash per task, and the
 orchestrator pays a pipe round trip instead of a fork/exec of its own large process. Each
 launcher leads its own process group (job control on in the spawner), so `task kill` and an
 interrupted run can signal the whole task.
@@ -17,7 +17,9 @@ import sys
 
 SPAWNER = r"""set -m
 . "$1" || exit 2
-__drypipe_watched=1  # its tasks' orchestrator removes their spent cgroups (runtime: __drypipe_usage)
+# its tasks' orchestrator (this pid) mirrors their states to their state files, makes and
+# removes their dirs and spent cgroups (runtime: __drypipe_state, __drypipe_run, __drypipe_usage)
+__drypipe_watched=${DRYPIPE_WATCHER:-}; unset DRYPIPE_WATCHER
 __drypipe_gate=${DRYPIPE_SPAWNER_GATE:-}; unset DRYPIPE_SPAWNER_GATE  # set by the reaper
 # A batch: lines `script<TAB>step`, then an empty line.
 if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's children, it reaps them
@@ -61,7 +63,7 @@ def reaper_wanted() -> bool:
 
 
 class Spawner:
-    """A bash that has sourced the task runtime (its functions and builtins) once, and forks
+    """A bash that has sourced the task runtime (its functions) once, and forks
     a launcher per task (`( . TASK run STEP ) &` in a subshell that exits), echoing its pid back.
 
     It runs under the reaper (executors/reaper.py), the launchers' parent: `reports` is the fd
@@ -69,18 +71,22 @@ class Spawner:
     would not make it a subreaper (or DRYPIPE_REAPER=0): then nobody reports, launchers are
     watched like re-attached ones."""
 
-    def __init__(self, runtime: str):
+    def __init__(self, runtime: str, watcher: int | None = None):
         self.reports: int | None = None
+        env = dict(os.environ)
+        env.pop("DRYPIPE_WATCHER", None)
+        if watcher is not None:  # that process mirrors the launchers' states to their state files
+            env["DRYPIPE_WATCHER"] = str(watcher)
         if not reaper_wanted():
             self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", SPAWNER, "drypipe-spawner", runtime],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+                                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=env)
             return
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
             self.proc = subprocess.Popen([sys.executable, "-I", "-S", REAPER, runtime, str(w), SPAWNER],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         start_new_session=True, close_fds=True, pass_fds=(w,))
+                                         start_new_session=True, close_fds=True, pass_fds=(w,), env=env)
         finally:
             os.close(w)
         first = os.read(r, 2)  # `+\n` (subreaper), `-\n` (refused), b"" (it died)

@@ -19,11 +19,6 @@ def runner_body() -> str:
         return f.read()
 
 
-def builtins_path() -> str | None:
-    p = os.path.join(_HERE, "bash_builtins.so")
-    return p if os.path.exists(p) else None
-
-
 def q(value: str) -> str:
     """Quote for bash, byte for byte (single quotes; no expansion of any kind)."""
     return shlex.quote(value)
@@ -200,9 +195,9 @@ __drypipe_main "$@"
 """
 
 
-def render_runtime(builtins: str | None) -> str:
+def render_runtime() -> str:
     """.drypipe/_runtime/task-runner.sh: the functions shared by all launchers of an instance."""
-    return f"__drypipe_builtins={q(builtins or '')}\n" + runner_body()
+    return runner_body()
 
 
 def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_json: str,

@@ -1,19 +1,18 @@
 # ---- DryPipe task runtime: the functions of every task launcher of an instance ----------
 # Installed as .drypipe/_runtime/task-runner.sh; each .drypipe/<key>/task defines its own
 # steps and checks, then calls __drypipe_main (this file is preloaded by the local spawner,
-# so a forked task neither re-reads it nor reloads the builtins).
+# so a forked task does not re-read it).
 # Usage: task [run [STEP]] | kill | tail | ps | env | help
 # Run: executes the task's steps from STEP (default 0) and reports progress by renaming its
 # one state file (state.step-started.N, state.completed, state.failed.N, state.killed.N) and
 # appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
 
-if [[ -n ${__drypipe_builtins:-} ]] && enable -f "$__drypipe_builtins" drypipe_rename drypipe_rmdir drypipe_mkdir 2>/dev/null; then
-  :
-else
-  drypipe_rename() { mv -f -- "$1" "$2"; }
-  drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
-  drypipe_mkdir() { mkdir -p -- "$1"; }
-fi
+# A task its orchestrator watches forks none of these: its orchestrator makes and removes its
+# dirs and writes its state file (see __drypipe_state). Tasks run by Slurm, on a remote host or
+# by hand fork them, a few milliseconds per task.
+drypipe_rename() { mv -f -- "$1" "$2"; }
+drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
+drypipe_mkdir() { mkdir -p -- "$1"; }
 __drypipe_runner_loaded=1
 
 __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one open, no fork)
@@ -27,7 +26,16 @@ __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one ope
   fi
 }
 
+# A task its orchestrator watches (forked by its spawner: __drypipe_watched is the
+# orchestrator's pid) only logs each state: the orchestrator mirrors what it reads in
+# drypipe.log to the state file, and the launcher forks no `mv`. If that orchestrator is gone
+# (`kill -0`, a builtin), the task renames its state file itself, as a task run by hand or by
+# Slurm always does; a crash between the two leaves the log, which the next run ingests.
 __drypipe_state() {
+  if [[ -n ${__drypipe_watched:-} ]] && kill -0 "$__drypipe_watched" 2>/dev/null; then
+    __drypipe_log "$1"
+    return
+  fi
   local __drypipe_f
   for __drypipe_f in "$__task_dir"/state.*; do
     [[ -e $__drypipe_f ]] || continue
@@ -182,8 +190,8 @@ __drypipe_run() {
   __drypipe_logging=1
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
   __drypipe_cg_join
-  # a local task's orchestrator made both dirs before launching it: no mkdir (a fork without
-  # the builtins) on the task's way
+  # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
+  # task's way
   [[ -d $__task_output_dir ]] || drypipe_mkdir "$__task_output_dir"
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} && ! -d $__scratch_dir ]] && drypipe_mkdir "$__scratch_dir"

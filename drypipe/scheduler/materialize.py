@@ -39,7 +39,6 @@ class Materializer:
         self.code_dir = code_dir
         self.containers_dir = containers_dir
         self.graph = graph
-        self.builtins = render.builtins_path()
         self._python_paths: dict[str, list[str]] = {}
         self.fresh = False  # did the last materialize() create the task dir?
 
@@ -50,7 +49,7 @@ class Materializer:
     def install_runtime(self) -> str:
         """Write .drypipe/_runtime/task-runner.sh (when its content changed); return its path."""
         path = self.runtime_path
-        text = render.render_runtime(self.builtins)
+        text = render.render_runtime()
         try:
             with open(path) as f:
                 if f.read() == text:

@@ -10,29 +10,27 @@ in scheduler/recovery.py, restarts in scheduler/restarts.py."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import fnmatch
-import gc
 import logging
 import os
 import time
 
-from ..conf import TaskConf
-from ..dsl.pipeline import Pipeline, generate
-from ..errors import DryPipeError, InvalidPipeline
+from ..dsl.pipeline import Pipeline
+from ..errors import DryPipeError
 from ..executors.local import LocalExecutor
 from ..executors.remote import RemoteExecutor
 from ..executors.slurm import DEFAULT_SLEEP_SCHEDULE, SlurmExecutor, parse_pending_job_id
 from ..state import db, machine, statefile
 from ..state import states as S
 from ..state.lock import InstanceLock
-from ..state.store import Store, dumps, now
-from . import attempts, changes, recovery, remote_tasks, restarts, slurm_tasks
+from ..state.store import Store, now
+from . import attempts, changes, generation, recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
 from .result import NullReporter, RunResult, unsatisfied_waits
 from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
 
 POLL_RUNNING_EVERY = 2.0
+MIRROR_EVERY = 0.1  # the state files of the local tasks this orchestrator forked lag at most this
 log = logging.getLogger("drypipe.orchestrator")
 
 
@@ -101,7 +99,7 @@ class Orchestrator:
         self.regenerate = pipeline is not None
         self.any_nonlocal = False  # any Slurm or remote task in the graph?
         self.next_id = 1
-        with _gc_paused():
+        with generation.gc_paused():
             recovery.load(self)
 
     # -- the state machine ---------------------------------------------------------------------
@@ -144,108 +142,7 @@ class Orchestrator:
     # -- generation -------------------------------------------------------------------------
     def generate(self) -> list[Node]:
         """Run the DAG generator once; register the tasks it yields for the first time."""
-        with _gc_paused():
-            return self._generate()
-
-    def _generate(self) -> list[Node]:
-        self.regenerate = False
-        gen = generate(self.pipeline, self.graph)
-        graph, store = self.graph, self.store
-        new: list[Node] = []
-        t = now()
-        code_dir = self.materializer.code_dir
-        conf_cache: dict[int, int] = {}
-        scripts_checked: set[str] = set()
-        nodes = graph.nodes
-        done = []  # completed tasks yielded again: are they out of date?
-        for key, task in gen.tasks.items():
-            known = nodes.get(key)
-            if known is not None:
-                if known.state == S.COMPLETED:
-                    done.append((known, task))
-                elif known.state not in S.ACTIVE:
-                    self._update_definition(known, task)
-                continue
-            for s in task.steps:
-                if s["kind"] == "script" and s["path"] not in scripts_checked:
-                    if not os.path.isfile(os.path.join(code_dir, s["path"])):
-                        raise InvalidPipeline(f"task {key!r}: calls({s['path']!r}): no such script in "
-                                              f"$__pipeline_code_dir ({code_dir})")
-                    scripts_checked.add(s["path"])
-            conf = task.conf
-            cached = conf_cache.get(id(conf))
-            if cached is None:
-                _check_supported(key, conf)
-                cached = conf_cache[id(conf)] = store.conf_id(conf.to_json_key())
-                if conf.executer_type == "slurm" or conf.is_remote:
-                    self.any_nonlocal = True
-            n = Node(self.next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
-                     task.spec())
-            self.next_id += 1
-            n.created_at = t
-            new.append(n)
-            nodes[key] = n
-        for n in new:
-            for i in n.spec["inputs"]:
-                up = i.get("task")
-                if up is not None and up not in nodes:
-                    for m in new:
-                        del nodes[m.key]
-                    raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
-                                          "which the generator did not yield")
-        ready = self.ready
-        for n in new:
-            if n.spec["inputs"]:
-                graph.link(n)
-            if n.pending == 0:
-                n.state = S.READY  # created ready (no uncompleted upstream): not a transition
-                ready.append(n)
-            store.add_task(n, dumps(n.spec))
-        changes.check(self, done)
-        self.blocked_waits = gen.blocked_waits
-        self._index_glob_waits()
-        log.info("generator yielded %d tasks, %d new; %d waits blocked", len(gen.tasks), len(new),
-                 len(self.blocked_waits))
-        return new
-
-    def _update_definition(self, n: Node, task) -> None:
-        """A task not run (or failed) whose definition changed in the generator: take the new one
-        (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
-        executer type included."""
-        spec = task.spec()
-        if spec == n.spec and task.conf == n.conf:
-            return
-        if {i.get("task") for i in spec["inputs"]} != {i.get("task") for i in n.spec["inputs"]}:
-            log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
-                        "recorded definition", n.key)
-            return
-        n.spec = spec
-        if task.conf != n.conf:
-            _check_supported(n.key, task.conf)
-            n.conf, n.conf_id = task.conf, self.store.conf_id(task.conf.to_json_key())
-            n.executer_type = task.conf.executer_type
-            if n.executer_type == "slurm" or n.conf.is_remote:
-                self.any_nonlocal = True
-        self.store.update_definition(n, dumps(spec))
-        self.redefined.add(n.key)
-        if n.key not in self.changes.rerun:  # --rerun-changed said so already
-            log.warning("task %s: definition changed in the generator; the new one will run", n.key)
-
-    def _index_glob_waits(self) -> None:
-        """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""
-        self.glob_waits = []
-        for kind, items in self.blocked_waits:
-            if kind == "keys":
-                need = {k for k in items if self.graph.state_of(k) != S.COMPLETED}
-                self.glob_waits.append([need, all(self.graph.is_known(k) for k in items)])
-            else:
-                need, satisfiable = set(), True
-                for g in items:
-                    keys = self.graph.keys_matching(g)
-                    if not keys:
-                        satisfiable = False
-                    need.update(k for k in keys if self.graph.state_of(k) != S.COMPLETED)
-                self.glob_waits.append([need, satisfiable])
+        return generation.generate_once(self)
 
     def on_completed(self, n: Node) -> None:
         """n just completed: its downstream whose every upstream completed become ready, and
@@ -279,7 +176,7 @@ class Orchestrator:
         if self.regenerate and self.pipeline is not None:
             self.generate()  # before any output: a broken generator gets a one-line error
         self.reporter.started(self)
-        last_poll = time.monotonic()
+        last_poll = last_mirror = time.monotonic()
         stopped = False
         try:
             while True:
@@ -312,7 +209,10 @@ class Orchestrator:
                 self.wait_and_ingest()
                 if time.monotonic() - last_poll >= POLL_RUNNING_EVERY:
                     recovery.poll_running(self)
-                    last_poll = time.monotonic()
+                    last_poll = last_mirror = time.monotonic()
+                elif self.local.launched_here and time.monotonic() - last_mirror >= MIRROR_EVERY:
+                    recovery.mirror_running(self)
+                    last_mirror = time.monotonic()
         except KeyboardInterrupt:
             self.interrupt()
             raise
@@ -364,7 +264,7 @@ class Orchestrator:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         if self.spent_cgroups:
             attempts.remove_spent_cgroups(self)
-        timeout = POLL_RUNNING_EVERY
+        timeout = MIRROR_EVERY if self.local.launched_here else POLL_RUNNING_EVERY
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())
         if self.remote.running:
@@ -471,26 +371,6 @@ class Orchestrator:
 
     def __exit__(self, *exc):
         self.close()
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Building the graph allocates a few objects per task and frees almost none: the cyclic GC
-    would rescan them all, again and again (2.5 s of a 100k-task prepare). Pause it, then
-    freeze what was built so later collections skip the long-lived graph."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.enable()
-
-
-def _check_supported(key: str, conf: TaskConf) -> None:
-    if conf.is_remote and not conf.remote_base_dir:
-        raise InvalidPipeline(f"task {key!r}: TaskConf ssh_specs needs remote_base_dir")
 
 
 def _write_text(path: str, text: str) -> None:

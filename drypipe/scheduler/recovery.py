@@ -190,17 +190,27 @@ def recover_remote_jobs(orch, nodes: list[Node]) -> None:
 
 
 def catch_up(orch, n: Node) -> None:
-    """Fire the step-started events a running task logged since they were last read."""
+    """Fire the step-started events a running task logged since they were last read. The state
+    file of a task this orchestrator's spawner forked is the orchestrator's to write (its
+    launcher only logs); any other task (Slurm, remote, re-attached, run by hand) writes its own."""
     transitions, _, _, _ = read_transitions(task_dir(orch.instance_dir, n.key), n.log_offset)
+    mirror = n.key in orch.local.launched_here
     for at, state, step in transitions:
         if state == S.STEP_STARTED and n.state in S.ACTIVE and _forward(n, step):
-            orch.fire(n, "step-started", at=at, step=step, mirror=False)
+            orch.fire(n, "step-started", at=at, step=step, mirror=mirror)
 
 
 def poll_running(orch) -> None:
     """Refresh step-started.N of long-running tasks (for `list-states` while they run), with the
     times the tasks logged."""
     for key in [*orch.local.running_keys(), *orch.slurm.jobs]:
+        catch_up(orch, orch.graph.nodes[key])
+
+
+def mirror_running(orch) -> None:
+    """The steps started by the local tasks this orchestrator forked (their launchers only log
+    them), to the DB and their state files, at most MIRROR_EVERY late."""
+    for key in orch.local.launched_here:
         catch_up(orch, orch.graph.nodes[key])
 
 

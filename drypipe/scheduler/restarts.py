@@ -89,7 +89,8 @@ def run_tasks(orch, keys, wait: bool = True):
     wanted_set = set(wanted)
     others = [n for n in orch.ready if n not in wanted_set]
     orch.ready = collections.deque(n for n in wanted if n.state == S.READY)
-    if not wait:  # detached: all at once, they outlive this process
+    if not wait:  # detached: all at once, they outlive this process (and write their own states)
+        orch.local.detached = True
         orch.local.max_parallel = max(orch.local.max_parallel, len(orch.ready) + orch.local.running)
     try:
         while orch.ready or (wait and (orch.local.running or orch.slurm.running or orch.remote.running)):
