@@ -32,6 +32,7 @@ venv=${BENCH_VENV_DIR:-bench/results/wheel-venv}
 venv=$(realpath -m "$venv")
 rm -rf "$venv" && mkdir -p "$venv" || exit 2
 echo "run-bench: building a wheel and installing it in a fresh venv ($venv)" >&2
+rm -rf build  # setuptools' staging dir: what an earlier build left there would go in the wheel
 "$BIN/python" -m pip wheel --no-deps --disable-pip-version-check -q . -w "$venv/wheel" >&2 \
   || { echo "run-bench: building the wheel failed" >&2; exit 2; }
 "${PYTHON:-python3}" -m venv "$venv/venv" || exit 2

@@ -7,6 +7,7 @@ import pty
 import queue
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,8 +21,10 @@ from drypipe import Instance
 from drypipe.api import TaskInfo
 from drypipe.cli.report import ConsoleReporter
 from drypipe.observe import progress as P
+from drypipe.observe.snapshot import snapshot
 
 GEN = "tests.pipelines.progress:sleepers"
+S_WITH_STEP = ("step-started", "failed", "killed", "timed-out")
 T0 = 1_700_000_000.0
 LINE = r"(\d+)/(\d+) completed, (\d+) running, (\d+) failed, ETA (unknown|\d+s|\d+m\d\ds|\d+h\d\dm)"
 
@@ -93,6 +96,56 @@ def test_progress_of_no_task_and_of_a_finished_run():
     done = [task(f"a.{i}", "completed", T0, T0, T0 + 1) for i in range(3)]
     s = P.compute_progress(done, T0 + 5).summary
     assert (s.completed, s.total, s.eta, s.percent) == (3, 3, 0.0, 100)
+
+
+def as_db(tasks):
+    """The tasks as rows of a task table (the columns `drypipe status` reads), in SQLite."""
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE task (id INTEGER PRIMARY KEY, key TEXT, state TEXT, step INTEGER, executer_type TEXT, "
+                "job_id TEXT, launched_at FLOAT, started_at FLOAT, ended_at FLOAT, message TEXT, attempt INTEGER)")
+    con.executemany("INSERT INTO task VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(i + 1, t.key, t.state, t.step, "process", None, t.launched_at, t.started_at, t.ended_at,
+                      t.message, 1) for i, t in enumerate(tasks)])
+    return con
+
+
+def from_db(con, now, limit=P.MAX_GROUPS):
+    def make_task(r):
+        key, state, step, ex, job, la, sa, ea, msg, id_, att = r
+        return TaskInfo(key, state, step, ex, job, la, sa, ea, msg, "/inst", id_, None, att)
+    return snapshot(lambda sql, params: con.execute(sql, params).fetchall(), now, make_task, limit)
+
+
+def test_status_computed_by_sqlite_agrees_with_the_records():
+    """drypipe status computes its Progress in SQL (observe/snapshot.py, fast at 100,000 tasks):
+    on random instances it must say what compute_progress says from the task records."""
+    rng = random.Random(3)
+    states = ["waiting", "ready", "launched", "step-started", "completed", "failed", "killed", "timed-out"]
+    for n in [0, 1, 7, 60, 300] + [rng.randint(1, 200) for _ in range(20)]:
+        tasks = []
+        for i in range(n):
+            state = rng.choice(states)
+            launched = T0 + rng.uniform(0, 50) if state not in ("waiting", "ready") else None
+            started = launched + rng.uniform(0, 5) if launched is not None and rng.random() < 0.8 else None
+            ended = (started or launched) + rng.uniform(0, 30) if state in ("completed", "failed", "killed",
+                                                                                "timed-out") and launched else None
+            key = f"{rng.choice(['align', 'sort', 'merge', 'g' + str(rng.randint(0, 40))])}" + \
+                (f".{i}" if rng.random() < 0.9 else "")
+            tasks.append(task(key, state, launched, started, ended, step=0 if state in S_WITH_STEP else None,
+                              message="boom" if state == "failed" else None))
+        expected, got = P.compute_progress(tasks, T0 + 100), from_db(as_db(tasks), T0 + 100)
+        assert got.counts == expected.counts and got.running == expected.running, n
+        assert got.summary.total == expected.summary.total and got.summary.completed == expected.summary.completed
+        assert (got.summary.running, got.summary.failed) == (expected.summary.running, expected.summary.failed)
+        assert got.summary.eta == pytest.approx(expected.summary.eta), n
+        assert [t.key for t in got.failed] == [t.key for t in expected.failed][:P.MAX_FAILED]
+        assert got.n_groups == len(expected.groups)
+        assert list(got.groups) == list(expected.groups)[:P.MAX_GROUPS]
+        for name, g in got.groups.items():
+            e = expected.groups[name]
+            assert (g.total, [g.column(c) for c in P.GROUP_COLUMNS]) == \
+                (e.total, [e.column(c) for c in P.GROUP_COLUMNS]), (n, name)
+        assert P.status_text(got, "/inst", None) == P.status_text(expected, "/inst", None)
 
 
 def test_eta_formats():

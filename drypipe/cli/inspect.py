@@ -83,7 +83,7 @@ def status(pipeline_instance_dir, watch, interval):
 
     On the home of a `drypipe service`, one line per instance: type, folder, state, task counts.
     """
-    from ..service.status import is_service_home
+    from ..service.markers import is_service_home
     if is_service_home(pipeline_instance_dir):
         _service_status(pipeline_instance_dir, watch, interval)
         return
@@ -93,7 +93,7 @@ def status(pipeline_instance_dir, watch, interval):
     first = True
     while True:
         pid = inst.running_orchestrator  # before the tasks: the last frame is read after the run
-        p = progress.compute_progress(inst.tasks(), time.time())
+        p = inst.progress(time.time())
         if plain:
             if first:
                 click.echo(progress.header_line(inst.instance_dir, pid))

@@ -105,7 +105,8 @@ class Progress:
     counts: dict[str, int]  # state -> tasks
     groups: dict[str, GroupStats]  # in the order of their first task
     running: list[tuple[str, str, float]]  # (key, state name, seconds running), longest first
-    failed: list  # the task records that did not complete, in task order
+    failed: list  # the task records that did not complete, in task order (the first MAX_FAILED, at least)
+    n_groups: int | None = None  # groups in all, when `groups` holds only the first ones
 
 
 def compute_progress(tasks, now: float) -> Progress:
@@ -116,10 +117,12 @@ def compute_progress(tasks, now: float) -> Progress:
     for t in tasks:
         state = t.state
         counts[state] = counts.get(state, 0) + 1
-        g = groups.get(group_of(t.key))
+        name = t.key.partition(".")[0]  # group_of, inlined: this loop sees every task
+        g = groups.get(name)
         if g is None:
-            g = groups[group_of(t.key)] = GroupStats()
-        g.counts[state] = g.counts.get(state, 0) + 1
+            g = groups[name] = GroupStats({state: 1})
+        else:
+            g.counts[state] = g.counts.get(state, 0) + 1
         if state == S.COMPLETED:
             d = duration_of(t)
             if d is not None:
@@ -131,7 +134,9 @@ def compute_progress(tasks, now: float) -> Progress:
         elif state in S.FAILURES:
             failed.append(t)
     running.sort(key=lambda r: -r[2])  # stable: equal times keep the task order
-    eta = estimate_eta({n: (g.remaining, g.durations, g.measured) for n, g in groups.items()}, len(running))
+    done = (S.COMPLETED, *S.FAILURES)
+    eta = estimate_eta({n: (sum(g.counts.values()) - sum(g.counts.get(s, 0) for s in done), g.durations, g.measured)
+                        for n, g in groups.items()}, len(running))
     summary = Summary(sum(counts.values()), counts.get(S.COMPLETED, 0), len(running), len(failed), eta)
     return Progress(now, summary, counts, groups, running, failed)
 
@@ -274,15 +279,16 @@ def header_line(instance_dir: str, pid: int | None) -> str:
     return f"{instance_dir}: " + (f"orchestrator running (pid {pid})" if pid else "no orchestrator running")
 
 
-def group_table(groups: dict[str, GroupStats], limit: int = MAX_GROUPS) -> str:
+def group_table(groups: dict[str, GroupStats], limit: int = MAX_GROUPS, n_groups: int | None = None) -> str:
     """Tasks per key group and state (launched and step-started count as running, failed,
-    killed and timed-out as failed)."""
+    killed and timed-out as failed); n_groups: how many there are, when groups has the first only."""
     names = list(groups)
+    n_groups = len(names) if n_groups is None else n_groups
     rows = [[n, str(groups[n].total)] + [str(groups[n].column(c)) for c in GROUP_COLUMNS]
             for n in names[:limit]]
     text = table(["group", "total", *GROUP_COLUMNS], rows)
-    if len(names) > limit:
-        text += f"\n... and {len(names) - limit} more groups"
+    if n_groups > limit:
+        text += f"\n... and {n_groups - limit} more groups"
     return text
 
 
@@ -296,11 +302,12 @@ def status_text(p: Progress, instance_dir: str, pid: int | None, top: int = TOP_
         if len(p.running) > top:
             lines.append(f"  ... and {len(p.running) - top} more")
     if p.failed:
-        lines.append(f"failed ({len(p.failed)}):")
+        n_failed = p.summary.failed
+        lines.append(f"failed ({n_failed}):")
         lines += [f"  {t.key}  {t.state_name}  {t.message or ''}  {t.out_log}" for t in p.failed[:MAX_FAILED]]
-        if len(p.failed) > MAX_FAILED:
-            lines.append(f"  ... and {len(p.failed) - MAX_FAILED} more")
+        if n_failed > MAX_FAILED:
+            lines.append(f"  ... and {n_failed - MAX_FAILED} more")
     if p.groups:
-        lines += ["", group_table(p.groups)]
+        lines += ["", group_table(p.groups, n_groups=p.n_groups)]
     lines += ["", summary_line(p.summary, percent=True)]
     return "\n".join(lines)

@@ -75,3 +75,17 @@ def log_line(instance_dir: str, text: str) -> None:
             f.write(f"{stamp} {text}\n")
     except OSError:
         pass
+
+
+# -- the service's own files, in <home>/.drypipe --------------------------------------------
+SERVICE_LOCK = "service.lock"
+SERVICE_JSON = "service.json"
+
+
+def service_file(home: str, name: str) -> str:
+    return os.path.join(home, ".drypipe", name)
+
+
+def is_service_home(path: str) -> bool:
+    """Is path the home of a `drypipe service` (rather than an instance)?"""
+    return os.path.isfile(service_file(path, SERVICE_JSON))

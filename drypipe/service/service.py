@@ -29,18 +29,13 @@ from ..scheduler.materialize import restrict_umask
 from ..scheduler.orchestrator import Orchestrator
 from ..state.lock import InstanceLock, holder_pid
 from . import markers as M
+from .markers import SERVICE_JSON, SERVICE_LOCK, service_file
 from .config import ServiceType
 
 DEFAULT_SLEEP_SCHEDULE = (0.0, 1.0, 3.0, 5.0, 10.0, 15.0, 20.0)
-SERVICE_LOCK = "service.lock"
-SERVICE_JSON = "service.json"
 SERVICE_LOG = "service.log"
 BUSY_RETRY_S = 30.0  # an instance someone runs by hand is looked at again after this
 log = logging.getLogger("drypipe.service")
-
-
-def service_file(home: str, name: str) -> str:
-    return os.path.join(home, ".drypipe", name)
 
 
 def default_max_instances() -> int:

@@ -12,11 +12,7 @@ import sqlite3
 from ..state import db
 from ..state.lock import holder_pid
 from . import markers as M
-from .service import SERVICE_JSON, SERVICE_LOCK, service_file
-
-
-def is_service_home(path: str) -> bool:
-    return os.path.isfile(service_file(path, SERVICE_JSON))
+from .markers import SERVICE_JSON, SERVICE_LOCK, is_service_home, service_file  # noqa: F401
 
 
 def task_counts(instance_dir: str) -> dict[str, int]:

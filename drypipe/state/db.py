@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from ..errors import InstanceError
+from . import reader
+from .reader import DB_NAME, SCHEMA_REVISION, current_revision, db_path  # noqa: F401 (re-exported)
 
-# The Alembic head revision this code reads and writes; tests check it against migrations/.
-SCHEMA_REVISION = "0003"
-DB_NAME = "drypipe.db"
 
 
 def migrations_dir() -> str:
@@ -23,10 +21,6 @@ def migrations_dir() -> str:
     except ImportError:
         here = os.path.dirname(os.path.abspath(__file__))
         return os.path.join(os.path.dirname(os.path.dirname(here)), "migrations")
-
-
-def db_path(instance_dir: str) -> str:
-    return os.path.join(instance_dir, ".drypipe", DB_NAME)
 
 
 def _on_connect(dbapi_conn, _record):
@@ -45,56 +39,8 @@ def make_engine(path: str) -> Engine:
 
 
 def make_reader_engine(path: str) -> Engine:
-    """A read-only engine (status, list-states, the API): never writes, not even the WAL pragma,
-    so a read-only instance (or a colleague's) can be inspected. When the WAL index cannot be
-    created next to the DB (a read-only dir) and no orchestrator runs, the file is read as
-    immutable."""
-    from .lock import holder_pid
-    instance_dir = os.path.dirname(os.path.dirname(path))
-    immutable = not os.access(os.path.dirname(path), os.W_OK) or _dir_immutable(os.path.dirname(path))
-    if immutable and holder_pid(instance_dir) is not None:
-        immutable = False
-    uri = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "")
-
-    def connect():
-        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        con.execute("PRAGMA busy_timeout=10000")
-        return con
-    return create_engine("sqlite://", creator=connect)
-
-
-def _dir_immutable(d: str) -> bool:
-    """Root ignores permission bits: try to create a file to know whether d is writable."""
-    probe = os.path.join(d, f".drypipe-write-probe-{os.getpid()}")
-    try:
-        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.unlink(probe)
-        return False
-    except OSError:
-        return True
-
-
-def current_revision(path: str) -> str | None:
-    """The revision stamped in an existing DB file (plain sqlite3: no Alembic import needed)."""
-    for uri in (f"file:{path}?mode=ro", f"file:{path}?mode=ro&immutable=1"):
-        try:
-            con = sqlite3.connect(uri, uri=True)
-        except sqlite3.OperationalError:
-            continue
-        try:
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-            return row[0] if row else None
-        except sqlite3.OperationalError as e:
-            if "no such table" in str(e):
-                return None
-            if "unable to open" in str(e):
-                continue  # a WAL db in a read-only dir: try reading it as immutable
-            raise InstanceError(f"{path}: cannot read the database: {e}") from e
-        except sqlite3.DatabaseError as e:
-            raise InstanceError(f"{path}: not a DryPipe database ({e})") from e
-        finally:
-            con.close()
-    raise InstanceError(f"{path}: cannot open the database for reading")
+    """A read-only engine (status, list-states, the API): state/reader.py's connections."""
+    return create_engine("sqlite://", creator=reader.connector(path))
 
 
 def known_revisions() -> list[str]:
