@@ -91,8 +91,8 @@ def spent_cgroup(orch, n) -> None:
     a launcher forked by the spawner does not remove it, nor does one killed) is removed at the
     next wait (remove_spent_cgroups), after the launches its ending allowed."""
     if n.executer_type == "slurm" or (n.conf is not None and n.conf.is_remote) \
-            or not str(n.job_id or "").isdigit():
-        return
+            or not str(n.job_id or "").isdigit() or os.environ.get("DRYPIPE_CGROUPS") != "1":
+        return  # (a local launcher makes one only under DRYPIPE_CGROUPS=1: task_runner.sh)
     if not _MEMORY_CGROUP:  # where launchers make them: this process's own memory cgroup
         _MEMORY_CGROUP.append(_memory_cgroup())
     base = _MEMORY_CGROUP[0]
@@ -170,16 +170,18 @@ def add_accounting(orch, runs) -> None:
 def load(orch, rows) -> None:
     """rows of the attempt table: each task's count, and the running attempt of active tasks."""
     nodes = {n.id: n for n in orch.graph.nodes.values()} if rows else {}
+    i_attempt, i_status, i_hash = COLUMNS.index("attempt"), COLUMNS.index("status"), COLUMNS.index("hash")
     for values in rows:
         n = nodes.get(values[0])
         if n is None:
             continue
-        a = Attempt(**dict(zip(COLUMNS, values)))
-        n.attempt = max(n.attempt, a.attempt)
-        if a.status == S.COMPLETED and n.state == S.COMPLETED and len(a.hash) == DIGEST_LEN:
-            n.fp_hash = a.hash  # its fingerprint's (older attempts have an 8-digit definition hash)
-        if a.status == "running" and n.state in S.ACTIVE:
-            n.run = a
+        attempt, status, digest = values[i_attempt], values[i_status], values[i_hash]
+        if attempt > n.attempt:
+            n.attempt = attempt
+        if status == S.COMPLETED and n.state == S.COMPLETED and len(digest) == DIGEST_LEN:
+            n.fp_hash = digest  # its fingerprint's (older attempts have an 8-digit definition hash)
+        if status == "running" and n.state in S.ACTIVE:
+            n.run = Attempt(**dict(zip(COLUMNS, values)))
 
 
 def _native(job_id):

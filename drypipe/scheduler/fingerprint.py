@@ -182,8 +182,15 @@ def values_of(spec: dict, upstream_outputs) -> dict:
 
 
 def conf_of(conf) -> dict:
-    d = json.loads(conf.to_json_key())
-    return {k: v for k, v in d.items() if k not in NOT_FINGERPRINTED}
+    """The fingerprinted part of a TaskConf (one dict per distinct conf: never mutated)."""
+    key = conf.to_json_key()
+    d = _CONFS.get(key)
+    if d is None:
+        d = _CONFS[key] = {k: v for k, v in json.loads(key).items() if k not in NOT_FINGERPRINTED}
+    return d
+
+
+_CONFS: dict[str, dict] = {}
 
 
 def fingerprint(spec: dict, conf, code_dir: str, instance_dir: str, upstream_outputs,

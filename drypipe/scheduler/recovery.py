@@ -109,12 +109,21 @@ def adopt_manual_runs(orch) -> None:
 
 def repair_state_files(orch) -> None:
     """The DB is the truth for tasks not running: make each launched-once task dir hold
-    exactly its state file again (edited, deleted or duplicated by hand)."""
+    exactly its state file again (edited, deleted or duplicated by hand). A completed task dir
+    whose entries did not change since its state file was renamed or made there (the dir's
+    mtime is not after the file's ctime) is not listed: two stats, for a run again on 100,000
+    tasks."""
     for n in orch.graph.nodes.values():
         if n.state in S.ACTIVE or (n.launched_at is None and n.state != S.READY):
             continue  # (a ready task may have a dir: prepared, or a launch cut short before its commit)
         tdir = task_dir(orch.instance_dir, n.key)
         name = n.state_name
+        if n.state == S.COMPLETED:
+            try:
+                if os.stat(tdir).st_mtime_ns <= os.stat(os.path.join(tdir, "state.completed")).st_ctime_ns:
+                    continue  # nothing created, renamed or removed there since
+            except OSError:
+                pass  # no such file (or dir): look
         try:
             found = statefile.names(tdir)
         except FileNotFoundError:
