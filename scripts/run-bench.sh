@@ -36,7 +36,8 @@ rm -rf build  # setuptools' staging dir: what an earlier build left there would 
 "$BIN/python" -m pip wheel --no-deps --disable-pip-version-check -q . -w "$venv/wheel" >&2 \
   || { echo "run-bench: building the wheel failed" >&2; exit 2; }
 "${PYTHON:-python3}" -m venv "$venv/venv" || exit 2
-"$venv/venv/bin/python" -m pip install -q --disable-pip-version-check "$venv"/wheel/*.whl >&2 \
-  || { echo "run-bench: installing the wheel failed" >&2; exit 2; }
+"$venv/venv/bin/python" -m pip install -q --disable-pip-version-check "$venv"/wheel/*.whl 2>&1 \
+  | grep -v -e '^WARNING: Location' -e 'is ignored' >&2
+[[ ${PIPESTATUS[0]} == 0 ]] || { echo "run-bench: installing the wheel failed" >&2; exit 2; }
 rm -rf build  # what pip wheel left in the checkout
 DRYPIPE_BENCH_FRESH_VENV="$venv/venv" exec "$venv/venv/bin/python" bench/run.py "$@"

@@ -45,16 +45,20 @@ def load(orch) -> None:
     confs = {cid: TaskConf.from_dict(json.loads(js)) for cid, js in store.load_confs().items()}
     outputs = store.load_outputs()
     next_id = 1
-    for r in store.load_tasks():
-        n = Node(r.id, r.key, r.state, r.step, r.executer_type, confs[r.conf_id], r.conf_id, r.spec)
-        n.job_id, n.created_at, n.launched_at = r.job_id, r.created_at, r.launched_at
-        n.started_at, n.ended_at, n.message = r.started_at, r.ended_at, r.message
-        n.attempt, n.retry = r.attempt, r.retry
-        n.outputs = outputs.get(r.id)
-        graph.add(n)
-        if n.executer_type == "slurm" or n.conf.is_remote:
+    add = graph.add
+    for (id_, key, state, step, executer_type, conf_id, spec, job_id, created_at, launched_at, started_at,
+         ended_at, message, attempt, retry) in store.load_tasks():
+        conf = confs[conf_id]
+        n = Node(id_, key, state, step, executer_type, conf, conf_id, spec)
+        n.job_id, n.created_at, n.launched_at = job_id, created_at, launched_at
+        n.started_at, n.ended_at, n.message = started_at, ended_at, message
+        n.attempt, n.retry = attempt, retry
+        if outputs:
+            n.outputs = outputs.get(id_)
+        add(n)
+        if executer_type == "slurm" or conf.is_remote:
             orch.any_nonlocal = True
-        next_id = max(next_id, r.id + 1)
+        next_id = id_ + 1  # (in id order)
     orch.next_id = next_id
     if next_id > 1:
         attempts.load(orch, store.load_attempts(running_only=True))
