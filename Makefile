@@ -33,7 +33,8 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slurm and not ssh"
 
-## bench: benchmarks against a floor measured in the same run (median of 3), and the Slurm
+## bench: benchmarks of a wheel of this checkout installed in a fresh venv (BENCH_INSTALL=editable:
+## the dev install) against a floor measured in the same run (median of 3), and the Slurm
 ## commands of 1000 tasks on the real cluster (as root it starts Slurm first and leaves it up;
 ## scripts/services-down.sh stops it). Arguments: make bench BENCH_ARGS="--quick --only slurm"
 bench: install
