@@ -23,6 +23,10 @@ from .errors import DryPipeError
 from .state import states as S
 
 
+# the task table's columns a TaskInfo is made of, in the order of its fields
+TASK_COLUMNS = "key, state, step, executer_type, job_id, launched_at, started_at, ended_at, message, id, spec, attempt"
+
+
 @dataclass
 class TaskInfo:
     key: str
@@ -104,23 +108,21 @@ class Instance:
         return [t for t in self._infos(where, params, spec) if key is None or fnmatch.fnmatchcase(t.key, key)]
 
     def _infos(self, where: str, params, spec: bool = True) -> list[TaskInfo]:
-        rows = self._rows(f"SELECT key, state, step, executer_type, job_id, launched_at, started_at, ended_at, "
-                          f"message, id, {'spec' if spec else 'NULL'}, attempt FROM task {where} ORDER BY id", params)
-        d = self.instance_dir
-        return [TaskInfo(key, state, step, ex, job, la, sa, ea, msg, d, id_, sp, att)
-                for key, state, step, ex, job, la, sa, ea, msg, id_, sp, att in rows]
+        columns = TASK_COLUMNS if spec else TASK_COLUMNS.replace("spec", "NULL")
+        return [self._info(r) for r in self._rows(f"SELECT {columns} FROM task {where} ORDER BY id", params)]
+
+    def _info(self, row) -> TaskInfo:
+        """The TaskInfo of a row of TASK_COLUMNS."""
+        key, state, step, ex, job, la, sa, ea, msg, id_, spec, att = row
+        return TaskInfo(key, state, step, ex, job, la, sa, ea, msg, self.instance_dir, id_, spec, att)
 
     def progress(self, now: float):
         """What `drypipe status` shows (observe/progress.py's Progress), computed by SQLite."""
         from .observe.snapshot import snapshot
-        d = self.instance_dir
-
-        def make_task(r):
-            key, state, step, ex, job, la, sa, ea, msg, id_, att = r
-            return TaskInfo(key, state, step, ex, job, la, sa, ea, msg, d, id_, None, att)
         con = self._connect()
         try:
-            return snapshot(lambda sql, params: con.execute(sql, params).fetchall(), now, make_task)
+            return snapshot(lambda sql, params: con.execute(sql, params).fetchall(), now, self._info,
+                            TASK_COLUMNS.replace("spec", "NULL"))
         finally:
             con.close()
 

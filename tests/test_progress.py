@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, drypipe, wait_until
 from drypipe import Instance
-from drypipe.api import TaskInfo
+from drypipe.api import TASK_COLUMNS, TaskInfo
 from drypipe.cli.report import ConsoleReporter
 from drypipe.observe import progress as P
 from drypipe.observe.snapshot import snapshot
@@ -111,9 +111,10 @@ def as_db(tasks):
 
 def from_db(con, now, limit=P.MAX_GROUPS):
     def make_task(r):
-        key, state, step, ex, job, la, sa, ea, msg, id_, att = r
-        return TaskInfo(key, state, step, ex, job, la, sa, ea, msg, "/inst", id_, None, att)
-    return snapshot(lambda sql, params: con.execute(sql, params).fetchall(), now, make_task, limit)
+        key, state, step, ex, job, la, sa, ea, msg, id_, spec, att = r
+        return TaskInfo(key, state, step, ex, job, la, sa, ea, msg, "/inst", id_, spec, att)
+    return snapshot(lambda sql, params: con.execute(sql, params).fetchall(), now, make_task,
+                    TASK_COLUMNS.replace("spec", "NULL"), limit)
 
 
 def test_status_computed_by_sqlite_agrees_with_the_records():

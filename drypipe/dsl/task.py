@@ -175,15 +175,13 @@ class TaskBuilder:
         _check_name(key, "input", name)
         if self._inputs and any(i["name"] == name for i in self._inputs):
             raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
-        t = type(v)
-        if t is int or t is str or t is float or t is bool:  # the common case first (100k-task DAGs)
-            self._inputs.append({"name": name, "kind": "value", "type": type_name(t), "value": format_typed(v)})
-            return
         if isinstance(v, Val):
             v = v.value
             if isinstance(v, OutputRef):
                 v = self._dsl.resolve_val_ref(v)
-        if isinstance(v, OutputRef):
+        if isinstance(v, (bool, int, float, str)):  # the common case first (100k-task DAGs)
+            spec = {"name": name, "kind": "value", "type": type_name(type(v)), "value": format_typed(v)}
+        elif isinstance(v, OutputRef):
             decl, up = v.decl, v.task.key
             self._upstream.add(up)
             kind = decl["kind"]
@@ -204,8 +202,6 @@ class TaskBuilder:
             spec = {"name": name, "kind": "glob", "pattern": v.pattern}
         elif hasattr(v, "as_glob_expression"):
             spec = {"name": name, "kind": "glob", "pattern": v.as_glob_expression().pattern}
-        elif isinstance(v, (bool, int, float, str)):
-            spec = {"name": name, "kind": "value", "type": type_name(type(v)), "value": format_typed(v)}
         else:
             raise InvalidPipeline(f"task {key!r}: input {name!r} has unsupported value {v!r} "
                                   "(int, float, str, bool, dsl.val, dsl.file, or an upstream output)")

@@ -117,12 +117,10 @@ def compute_progress(tasks, now: float) -> Progress:
     for t in tasks:
         state = t.state
         counts[state] = counts.get(state, 0) + 1
-        name = t.key.partition(".")[0]  # group_of, inlined: this loop sees every task
-        g = groups.get(name)
+        g = groups.get(group_of(t.key))
         if g is None:
-            g = groups[name] = GroupStats({state: 1})
-        else:
-            g.counts[state] = g.counts.get(state, 0) + 1
+            g = groups[group_of(t.key)] = GroupStats()
+        g.counts[state] = g.counts.get(state, 0) + 1
         if state == S.COMPLETED:
             d = duration_of(t)
             if d is not None:
@@ -134,9 +132,7 @@ def compute_progress(tasks, now: float) -> Progress:
         elif state in S.FAILURES:
             failed.append(t)
     running.sort(key=lambda r: -r[2])  # stable: equal times keep the task order
-    done = (S.COMPLETED, *S.FAILURES)
-    eta = estimate_eta({n: (sum(g.counts.values()) - sum(g.counts.get(s, 0) for s in done), g.durations, g.measured)
-                        for n, g in groups.items()}, len(running))
+    eta = estimate_eta({n: (g.remaining, g.durations, g.measured) for n, g in groups.items()}, len(running))
     summary = Summary(sum(counts.values()), counts.get(S.COMPLETED, 0), len(running), len(failed), eta)
     return Progress(now, summary, counts, groups, running, failed)
 

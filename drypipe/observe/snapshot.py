@@ -34,12 +34,12 @@ SELECT 1, count(*), sum(total - completed - failed), sum(m), sum(d),
 FROM g"""
 
 
-def snapshot(execute, now: float, make_task, limit: int = MAX_GROUPS) -> Progress:
+def snapshot(execute, now: float, make_task, columns: str, limit: int = MAX_GROUPS) -> Progress:
     """execute(sql, params) -> rows, on the instance's database; make_task(row) -> the record of
-    a running or failed task from the columns of _TASK_COLUMNS."""
+    a running or failed task from a row of `columns` (of the task table)."""
     counts = {state: n for state, n in execute("SELECT state, count(*) FROM task GROUP BY state", ())}
-    running_rows = execute(f"SELECT {_TASK_COLUMNS} FROM task WHERE state IN ({_ACTIVE}) ORDER BY id", ())
-    failed_rows = execute(f"SELECT {_TASK_COLUMNS} FROM task WHERE state IN ({_FAILURES}) ORDER BY id LIMIT ?",
+    running_rows = execute(f"SELECT {columns} FROM task WHERE state IN ({_ACTIVE}) ORDER BY id", ())
+    failed_rows = execute(f"SELECT {columns} FROM task WHERE state IN ({_FAILURES}) ORDER BY id LIMIT ?",
                           (MAX_FAILED,))
     groups: dict[str, GroupStats] = {}
     n_groups, eta_terms = 0, None
@@ -60,9 +60,6 @@ def snapshot(execute, now: float, make_task, limit: int = MAX_GROUPS) -> Progres
     summary = Summary(sum(counts.values()), counts.get(S.COMPLETED, 0), len(running), n_failed,
                       _eta(eta_terms, len(running)))
     return Progress(now, summary, counts, groups, running, [make_task(r) for r in failed_rows], n_groups)
-
-
-_TASK_COLUMNS = "key, state, step, executer_type, job_id, launched_at, started_at, ended_at, message, id, attempt"
 
 
 def _eta(terms, running: int) -> float | None:

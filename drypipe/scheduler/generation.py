@@ -86,6 +86,7 @@ def _generate(orch) -> list[Node]:
              len(orch.blocked_waits))
     return new
 
+
 def update_definition(orch, n: Node, task) -> None:
     """A task not run (or failed) whose definition changed in the generator: take the new one
     (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
@@ -108,6 +109,7 @@ def update_definition(orch, n: Node, task) -> None:
     orch.redefined.add(n.key)
     if n.key not in orch.changes.rerun:  # --rerun-changed said so already
         log.warning("task %s: definition changed in the generator; the new one will run", n.key)
+
 
 def index_glob_waits(orch) -> None:
     """For each blocked wait: the uncompleted tasks it needs, counted down on completions."""

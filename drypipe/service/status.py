@@ -12,7 +12,7 @@ import sqlite3
 from ..state import db
 from ..state.lock import holder_pid
 from . import markers as M
-from .markers import SERVICE_JSON, SERVICE_LOCK, is_service_home, service_file  # noqa: F401
+from .markers import SERVICE_JSON, SERVICE_LOCK, service_file
 
 
 def task_counts(instance_dir: str) -> dict[str, int]:
