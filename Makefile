@@ -11,7 +11,7 @@ TORTURE_CRASH_N ?= $(shell echo $$((10 * $(TORTURE_KILLS))))
 MODEL_EXAMPLES ?= 500
 TORTURE_REPORT := $(CURDIR)/torture-report.jsonl
 
-.PHONY: install demo test test-fast bench torture lint clean
+.PHONY: install demo test test-fast bench torture sql lint clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ test-fast: install
 ## scripts/services-down.sh stops it). Arguments: make bench BENCH_ARGS="--quick --only slurm"
 bench: install
 	scripts/run-bench.sh $(BIN) $(BENCH_ARGS)
+
+## sql: regenerate drypipe/state/sql.py (the store's SQL) from the model tables after changing
+## drypipe/state/models.py (tests/test_schema.py fails until then)
+sql: install
+	$(BIN)/python -m drypipe.state.sqlgen > drypipe/state/sql.py.new && mv drypipe/state/sql.py.new drypipe/state/sql.py
 
 ## torture: the crash-safety tests run long, with figures: TORTURE_KILLS orchestrator kills of a
 ## pipeline of 2*TORTURE_CRASH_N+2 tasks (10 per kill by default), then MODEL_EXAMPLES examples

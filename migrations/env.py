@@ -20,13 +20,13 @@ checks that the head schema is the models'.
 """
 from alembic import context
 
-from drypipe.state.models import Base
+from drypipe.state.models import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("drypipe migrations run through drypipe.state.db.migrate(), not the alembic CLI")
 
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,22 +1,26 @@
 """One schema definition, the models of drypipe/state/models.py: the Alembic migrations produce
-exactly them (and, at 0001, exactly the DDL of DryPipe 0.1.0's databases); the statements of the
-orchestrator's batched writer (state/store.py) are compiled from them; a database round-trips
-through Store."""
+exactly them (and, at 0001, exactly the DDL of DryPipe 0.1.0's databases); the SQL of the
+orchestrator's store is compiled from them (state/sqlgen.py, rendered as state/sql.py, which
+state/store.py runs with plain sqlite3); a database round-trips through Store."""
 import ast
 import inspect
 import re
 import sqlite3
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Table, select
-from sqlalchemy import inspect as sa_inspect
 
-from drypipe.state import db, store
-from drypipe.state.models import Base, TaskRow, Transition
+from drypipe.state import db, sql, sqlgen, store
+from drypipe.state.models import metadata, task_table, transition_table
 from drypipe.state.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
 
 VIEWS = ("tasks", "transitions")
 
@@ -133,7 +137,7 @@ def schema_diffs(path, metadata) -> list:
 # -- (a) the migrations make the models' schema --------------------------------------------------
 def test_migrated_schema_is_the_models(tmp_path):
     path = migrated_db(tmp_path)
-    assert schema_diffs(path, Base.metadata) == []
+    assert schema_diffs(path, metadata) == []
     # and the views, not compared above, still read the tables as they are at head
     con = sqlite3.connect(path)
     for view in VIEWS:
@@ -176,17 +180,17 @@ def test_migrated_constraints_are_the_models(tmp_path):
         reflected.reflect(engine, only=lambda name, _md: name != "alembic_version" and name not in VIEWS)
     finally:
         engine.dispose()
-    assert described(reflected.tables) == described(Base.metadata.tables)
+    assert described(reflected.tables) == described(metadata.tables)
 
 
 def test_the_comparison_sees_a_model_that_drifted(tmp_path):
     """The check above is not vacuous: a model column renamed without a migration is reported."""
     path = migrated_db(tmp_path)
     drifted = MetaData()
-    for t in Base.metadata.sorted_tables:
+    for t in metadata.sorted_tables:
         t.to_metadata(drifted)
-    name = sa_inspect(TaskRow).columns.executer_type.name
-    drifted.tables[TaskRow.__tablename__].c[name].name = name + "_renamed"  # a rename in models.py
+    name = task_table.c.executer_type.name
+    drifted.tables[task_table.name].c[name].name = name + "_renamed"  # a rename in models.py
     diffs = schema_diffs(path, drifted)
     kinds = {(d[0], d[3].name) for d in diffs
              if isinstance(d, tuple) and d[0] in ("add_column", "remove_column")}
@@ -218,35 +222,35 @@ def named_identifiers(sql: str) -> tuple[set[str], set[str]]:
 
 
 def test_store_has_its_statements():
-    assert set(store.STATEMENTS) >= {"SET_META", "INSERT_CONF", "INSERT_TASK", "UPDATE_TASK_STATE",
+    assert set(sqlgen.STATEMENTS) >= {"SET_META", "INSERT_CONF", "INSERT_TASK", "UPDATE_TASK_STATE",
                                      "UPDATE_TASK_DEFINITION", "SET_OUTPUT", "INSERT_TRANSITION",
                                      "DELETE_OUTPUTS"}
 
 
-@pytest.mark.parametrize("name", sorted(store.STATEMENTS))
+@pytest.mark.parametrize("name", sorted(sqlgen.STATEMENTS))
 def test_store_statement_names_only_model_columns(name):
-    st = store.STATEMENTS[name]
+    st = sqlgen.STATEMENTS[name]
     tables, columns = named_identifiers(st.sql)
     assert tables == {st.table.name}, st.sql
-    assert columns <= {c.name for c in Base.metadata.tables[st.table.name].c}, st.sql
+    assert columns <= {c.name for c in metadata.tables[st.table.name].c}, st.sql
     assert columns == {c.name for c in st.params}, st.sql
     assert st.sql.count("?") == len(st.params), st.sql
     for c in st.params:
         assert c.table is st.table and st.table.c[c.key] is c
 
 
-@pytest.mark.parametrize("name", sorted(store.STATEMENTS))
+@pytest.mark.parametrize("name", sorted(sqlgen.STATEMENTS))
 def test_store_statement_prepares_against_the_migrated_schema(tmp_path, name):
     """SQLite itself resolves every table and column of the statement in a DB the migrations made:
     a model column renamed without its migration fails here (and in the comparison above)."""
-    st = store.STATEMENTS[name]
+    st = sqlgen.STATEMENTS[name]
     con = sqlite3.connect(migrated_db(tmp_path))
     con.execute("EXPLAIN " + st.sql, (None,) * len(st.params)).fetchall()
     con.close()
 
 
 def test_inserts_bind_every_required_column():
-    for st in store.STATEMENTS.values():
+    for st in sqlgen.STATEMENTS.values():
         if st.sql.startswith("INSERT"):
             required = {c.name for c in st.table.c if not c.nullable and c is not st.table.autoincrement_column
                         and c.default is None and c.server_default is None}
@@ -255,14 +259,14 @@ def test_inserts_bind_every_required_column():
 
 def test_a_renamed_model_column_renames_the_statement(tmp_path):
     """The statements are built from the table objects: rename a column and the text follows."""
-    old = sa_inspect(TaskRow).columns.executer_type.name
+    old = task_table.c.executer_type.name
     new = old + "_renamed"
     rename = {old: new}.get
-    renamed = Table(TaskRow.__tablename__, MetaData(), *(Column(rename(c.name, c.name), c.type,
+    renamed = Table(task_table.name, MetaData(), *(Column(rename(c.name, c.name), c.type,
                                                                  primary_key=c.primary_key)
-                                                          for c in TaskRow.__table__.c))
-    st = store.insert_statement(renamed, *(renamed.c[rename(c.name, c.name)] for c in store.INSERT_TASK.params))
-    assert st.sql == store.INSERT_TASK.sql.replace(old, new) != store.INSERT_TASK.sql
+                                                          for c in task_table.c))
+    st = sqlgen.insert_statement(renamed, *(renamed.c[rename(c.name, c.name)] for c in sqlgen.INSERT_TASK.params))
+    assert st.sql == sqlgen.INSERT_TASK.sql.replace(old, new) != sqlgen.INSERT_TASK.sql
     con = sqlite3.connect(migrated_db(tmp_path))
     with pytest.raises(sqlite3.OperationalError, match=new):
         con.execute("EXPLAIN " + st.sql, (None,) * len(st.params))
@@ -271,11 +275,53 @@ def test_a_renamed_model_column_renames_the_statement(tmp_path):
 
 def test_a_statement_binding_out_of_the_table_order_is_refused():
     """flush() passes tuples: an INSERT whose `?` would not bind the columns in the given order
-    is refused when store.py is imported, not discovered as swapped values in a database."""
-    t = sa_inspect(TaskRow).columns
+    is refused when sqlgen.py is imported, not discovered as swapped values in a database."""
+    t = task_table.c
     with pytest.raises(RuntimeError, match="binds"):
-        store.insert_statement(TaskRow.__table__, t.key, t.id, t.state, t.executer_type, t.conf_id, t.spec,
+        sqlgen.insert_statement(task_table, t.key, t.id, t.state, t.executer_type, t.conf_id, t.spec,
                                t.created_at)
+
+
+def test_sql_py_is_what_sqlgen_renders_from_the_models():
+    """state/sql.py (what the orchestrator runs) is generated: edited by hand, or left behind by a
+    model change, it fails here. Regenerate: python -m drypipe.state.sqlgen > drypipe/state/sql.py"""
+    with open(sql.__file__) as f:
+        assert f.read() == sqlgen.render()
+    assert sql.INSERT_TASK == sqlgen.INSERT_TASK.sql and sql.LOAD_TASKS.startswith("SELECT task.id, task.")
+
+
+def test_a_changed_model_changes_what_sqlgen_renders():
+    """The comparison above is not vacuous: the rendered text follows the models' columns."""
+    old = task_table.c.executer_type
+    try:
+        old.name = "executer_type_renamed"
+        assert "executer_type_renamed" in sqlgen.insert_statement(task_table, *sqlgen.INSERT_TASK.params).sql
+    finally:
+        old.name = "executer_type"
+
+
+@pytest.mark.parametrize("name", sorted(sqlgen.QUERIES))
+def test_store_query_prepares_against_the_migrated_schema(tmp_path, name):
+    con = sqlite3.connect(migrated_db(tmp_path))
+    con.execute("EXPLAIN " + getattr(sql, name), (None,) * len(sqlgen.QUERIES[name].params)).fetchall()
+    con.close()
+
+
+def test_running_a_pipeline_never_imports_sqlalchemy(tmp_path):
+    """`drypipe run` (a new instance, then the finished one again) and `status` run on plain
+    sqlite3: importing SQLAlchemy alone costs a third of a second at every start."""
+    code = ("import sys\nfrom drypipe.cli import main as m\n"
+            "for args in (['run', '-q'], ['run', '-q'], ['status']):\n"
+            "    try:\n"
+            "        m.cli([*args, '--pipeline-instance-dir', sys.argv[1], *(['--generator', "
+            "'tests.pipelines.engine:static_chain'] if args[0] == 'run' else [])], standalone_mode=False)\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code == 0, (args, e.code)\n"
+            "print('sqlalchemy' in sys.modules, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "inst")], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
 
 
 def test_store_py_writes_no_sql_by_hand():
@@ -290,7 +336,7 @@ def test_store_py_writes_no_sql_by_hand():
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
     sql = re.compile(r"\b(INSERT|UPDATE|DELETE|SELECT|FROM|INTO)\b")
     assert [s for s in literals if sql.search(s)] == []
-    names = set(Base.metadata.tables) | {c.name for t in Base.metadata.tables.values() for c in t.c}
+    names = set(metadata.tables) | {c.name for t in metadata.tables.values() for c in t.c}
     # "id", "name", ... are also ordinary words: look for the longer, schema-only ones
     assert [s for s in literals if s in {n for n in names if "_" in n}] == []
 
@@ -331,7 +377,7 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     inst, engine = make(tmp_path)
     path = db.db_path(str(inst))
     before = schema(path)
-    s = Store(engine)
+    s = Store(path)
     assert (s.load_meta(), s.load_confs(), s.load_tasks(), s.load_outputs()) == ({}, {}, [], {})
     s.set_meta("generator", "pipe:dag")
     c1 = s.conf_id('{"a":1}')
@@ -364,7 +410,7 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     engine.dispose()
 
     engine = db.open_db(str(inst))
-    s = Store(engine)
+    s = Store(db.open_path(str(inst)))
     assert s.load_meta() == {"generator": "pipe:dag2", "code_dir": "/code"}
     assert s.load_confs() == {c1: '{"a":1}', c2: '{"b":2}'}
     assert s.conf_id('{"b":2}') == c2 and s.conf_id('{"c":3}') not in (c1, c2)  # ids known once loaded
@@ -374,7 +420,7 @@ def test_a_db_round_trips_through_store(tmp_path, make):
         (2, "t-'\"2 ü", "ready", None, "process", c2, '{"spec":22}', None, 1002.0, None, None, None, None, 0, 0),
     ]
     assert s.load_outputs() == {1: {"x": "43", "y": "a b"}}
-    tr = sa_inspect(Transition).columns
+    tr = transition_table.c
     with engine.connect() as c:
         assert c.execute(select(tr.task_id, tr.state, tr.step, tr.at).order_by(tr.id)).all() == [
             (1, "launched", None, 1764160000.0), (1, "step-started", 0, 1764160001.5),

@@ -12,13 +12,13 @@ import os
 import re
 
 from ..state import states as S
-from ..state.models import attempt_table
+from ..state import sql
 from .changes import launch_fingerprint
 from .fingerprint import DIGEST_LEN
 from ..executors.slurm_text import slurm_time_seconds
 from .slurm_tasks import effective_conf
 
-COLUMNS = tuple(c.key for c in attempt_table.columns)
+COLUMNS = sql.ATTEMPT_COLUMNS
 
 
 class Attempt:

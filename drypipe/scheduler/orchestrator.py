@@ -49,13 +49,13 @@ class Orchestrator:
         self.reporter = reporter or NullReporter()
         if dry_run:
             self.lock = None
-            self.engine = db.open_db(self.instance_dir, create=False, upgrade=False, readonly=True) \
+            self.db_path = db.open_path(self.instance_dir, create=False, upgrade=False) \
                 if os.path.exists(db.db_path(self.instance_dir)) else None
         else:
             restrict_umask()
             ensure_instance_dir(self.instance_dir)
             self.lock = InstanceLock(self.instance_dir).acquire()
-            self.engine = None
+            self.db_path = None
         try:
             self._open(pipeline, generator_spec, max_parallel, sleep_schedule, local_pool, stop)
         except BaseException:
@@ -65,8 +65,8 @@ class Orchestrator:
     def _open(self, pipeline, generator_spec, max_parallel, sleep_schedule, local_pool, stop) -> None:
         dry_run = self.dry_run
         if not dry_run:
-            self.engine = db.open_db(self.instance_dir, create=True)
-        self.store = Store(self.engine, dry_run=dry_run)
+            self.db_path = db.open_path(self.instance_dir, create=True)
+        self.store = Store(self.db_path, dry_run=dry_run)
         self._mirrors: dict[str, Node] = {}  # state files to write once the next commit is done
         self.store.on_commit = self._mirror_committed
         self.graph = TaskGraph(self.instance_dir)
@@ -361,8 +361,6 @@ class Orchestrator:
         for part in ("local", "remote", "store"):
             if hasattr(self, part):
                 getattr(self, part).close()
-        if self.engine is not None:
-            self.engine.dispose()
         if self.lock is not None:
             self.lock.release()
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import threading
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from ..errors import InstanceError
 from . import reader
 from .reader import DB_NAME, SCHEMA_REVISION, current_revision, db_path  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 
@@ -33,6 +35,7 @@ def _on_connect(dbapi_conn, _record):
 
 
 def make_engine(path: str) -> Engine:
+    from sqlalchemy import create_engine, event
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _on_connect)
     return engine
@@ -40,6 +43,7 @@ def make_engine(path: str) -> Engine:
 
 def make_reader_engine(path: str) -> Engine:
     """A read-only engine (status, list-states, the API): state/reader.py's connections."""
+    from sqlalchemy import create_engine
     return create_engine("sqlite://", creator=reader.connector(path))
 
 
@@ -64,8 +68,9 @@ def migrate(engine: Engine, target: str = "head") -> None:
         command.upgrade(cfg, target)
 
 
-def open_db(instance_dir: str, create: bool = False, upgrade: bool = True, readonly: bool = False) -> Engine:
-    """The instance's engine, its schema at SCHEMA_REVISION.
+def open_path(instance_dir: str, create: bool = False, upgrade: bool = True) -> str:
+    """The path of the instance's DB, its schema at SCHEMA_REVISION (what the orchestrator opens
+    with plain sqlite3: SQLAlchemy and Alembic are imported only to migrate an older DB).
 
     A missing DB is created when `create`; an older one is upgraded when `upgrade`;
     one written by a newer DryPipe is refused."""
@@ -83,10 +88,10 @@ def open_db(instance_dir: str, create: bool = False, upgrade: bool = True, reado
         if not os.access(os.path.dirname(path), os.W_OK):
             raise InstanceError(f"{instance_dir}: instance directory is not writable")
     if not exists and _copy_template(path):
-        return make_engine(path)
+        return path
     rev = current_revision(path) if exists else None
     if rev == SCHEMA_REVISION:
-        return make_reader_engine(path) if readonly else make_engine(path)
+        return path
     if rev is not None and rev not in known_revisions():
         raise InstanceError(f"{path}: database revision {rev!r} was written by a newer DryPipe "
                             f"(this one knows up to {SCHEMA_REVISION!r}); upgrade drypipe")
@@ -98,8 +103,17 @@ def open_db(instance_dir: str, create: bool = False, upgrade: bool = True, reado
         migrate(engine)
     except PermissionError as e:
         raise InstanceError(f"{instance_dir}: instance directory is not writable") from e
+    finally:
+        engine.dispose()
     os.chmod(path, 0o644)
-    return engine
+    return path
+
+
+def open_db(instance_dir: str, create: bool = False, upgrade: bool = True, readonly: bool = False) -> Engine:
+    """The instance's engine (the API, reports, tests), its schema at SCHEMA_REVISION: see
+    open_path. readonly: state/reader.py's read-only connections."""
+    path = open_path(instance_dir, create=create, upgrade=upgrade)
+    return make_reader_engine(path) if readonly else make_engine(path)
 
 
 def migrate_to(engine: Engine, target: str) -> None:

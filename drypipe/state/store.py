@@ -5,102 +5,32 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import NamedTuple
 
-from sqlalchemy import Column, Table, bindparam, delete, insert, inspect, select, update
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Engine
+from . import sql
 
-from ..errors import InstanceError
-from .models import AttemptRow, FingerprintRow, InstanceMeta, OutputVar, TaskConfRow, TaskRow, Transition
+# The SQL comes from state/sql.py, generated from the model tables by state/sqlgen.py: plain
+# sqlite3 here, so that running a pipeline never imports SQLAlchemy. flush() hands plain tuples
+# to sqlite3's executemany (100k rows in a few hundred ms).
 
 
-# -- the write statements, compiled from the models once -----------------------------------------
-# flush() hands them to sqlite3's executemany with plain tuples (100k rows in a few hundred ms,
-# which the ORM or SQLAlchemy Core executemany would not do). Their text comes from the model
-# tables, compiled by SQLAlchemy's SQLite dialect with `?` parameters: no table or column name is
-# written here, so a renamed model column is renamed in these statements too. Columns are taken
-# by the models' attribute names: a column renamed in the DB only (mapped_column("new_name"))
-# changes the SQL text and nothing else; a renamed attribute fails this module's import.
-class Statement(NamedTuple):
-    sql: str
-    table: Table
-    params: tuple[Column, ...]  # what each `?` binds, in order: the layout of the rows' tuples
-
-
-_SQLITE = sqlite.dialect(paramstyle="qmark")
-
-
-def _compile(stmt, table: Table, params: tuple[Column, ...], binds: list[str], **kw) -> Statement:
-    compiled = stmt.compile(dialect=_SQLITE, **kw)
-    # The rows are tuples: refuse to build a statement whose `?` would bind other columns, or in
-    # another order, than the tuples carry (an INSERT binds in the table's column order; a model
-    # column given a Python-side default would add a `?`).
-    if list(compiled.positiontup or ()) != binds:
-        raise RuntimeError(f"store: {compiled} binds {compiled.positiontup}, expected {binds}: "
-                           "keep the statement's columns in the model table's order")
-    return Statement(str(compiled), table, params)
-
-
-def insert_statement(table: Table, *columns: Column, replace: bool = False) -> Statement:
-    """INSERT [OR REPLACE] INTO table (columns) VALUES (?, ...); columns in the table's order."""
-    stmt = insert(table).prefix_with("OR REPLACE") if replace else insert(table)
-    return _compile(stmt, table, columns, [c.key for c in columns], column_keys=[c.key for c in columns])
-
-
-def update_statement(table: Table, set_columns: tuple[Column, ...], where: Column) -> Statement:
-    """UPDATE table SET c1=?, c2=?, ... WHERE where = ?, binding set_columns then where."""
-    stmt = (update(table).ordered_values(*((c, bindparam(f"set_{c.key}")) for c in set_columns))
-            .where(where == bindparam(f"where_{where.key}")))
-    binds = [f"set_{c.key}" for c in set_columns] + [f"where_{where.key}"]
-    return _compile(stmt, table, (*set_columns, where), binds)
-
-
-def delete_statement(table: Table, where: Column) -> Statement:
-    """DELETE FROM table WHERE where = ?"""
-    stmt = delete(table).where(where == bindparam(f"where_{where.key}"))
-    return _compile(stmt, table, (where,), [f"where_{where.key}"])
-
-
-# the models' tables, and their columns by attribute name
-_MODELS = (InstanceMeta, TaskConfRow, TaskRow, OutputVar, Transition, AttemptRow, FingerprintRow)
-_meta, _conf, _task, _out, _trans, _att, _fp = (m.__table__ for m in _MODELS)
-_m, _cf, _t, _o, _tr, _a, _f = (inspect(m).columns for m in _MODELS)
-
-SET_META = insert_statement(_meta, _m.name, _m.value, replace=True)
-INSERT_CONF = insert_statement(_conf, _cf.id, _cf.json)
-# rows of add_task()
-INSERT_TASK = insert_statement(_task, _t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec,
-                               _t.created_at)
-# rows of flush() from touch()ed nodes
-UPDATE_TASK_STATE = update_statement(_task, (_t.state, _t.step, _t.job_id, _t.launched_at, _t.started_at,
-                                             _t.ended_at, _t.message, _t.attempt, _t.retry), where=_t.id)
-# rows of update_definition()
-UPDATE_TASK_DEFINITION = update_statement(_task, (_t.spec, _t.conf_id, _t.executer_type), where=_t.id)
-SET_OUTPUT = insert_statement(_out, _o.task_id, _o.name, _o.value, replace=True)
-INSERT_TRANSITION = insert_statement(_trans, _tr.task_id, _tr.state, _tr.step, _tr.at)
-DELETE_OUTPUTS = delete_statement(_out, where=_o.task_id)
-# rows of save_attempt(): every column, in the table's order (scheduler/attempts.Attempt.row)
-SAVE_ATTEMPT = insert_statement(_att, *_att.columns, replace=True)
-DELETE_ATTEMPT = _compile(delete(_att).where((_a.task_id == bindparam("where_task_id"))
-                                             & (_a.attempt == bindparam("where_attempt"))),
-                          _att, (_a.task_id, _a.attempt), ["where_task_id", "where_attempt"])
-SAVE_FINGERPRINT = insert_statement(_fp, _f.task_id, _f.attempt, _f.json, replace=True)
-# the reads of load_tasks(), in the order of its rows
-TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
-            _t.launched_at, _t.started_at, _t.ended_at, _t.message, _t.attempt, _t.retry)
-
-LOAD_TASKS = str(select(*TASK_ROW).order_by(_t.id).compile(dialect=_SQLITE))
-
-STATEMENTS = {name: st for name, st in globals().items() if isinstance(st, Statement)}
+def _connect(path: str) -> sqlite3.Connection:
+    """The orchestrator's writer connection (the pragmas every DryPipe connection sets)."""
+    con = sqlite3.connect(path, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("PRAGMA busy_timeout=10000")
+    return con
 
 
 class Store:
-    def __init__(self, engine: Engine | None, dry_run: bool = False):
-        """engine None: an instance with no database yet (a dry run of a new instance).
-        dry_run: flush() discards what was buffered; nothing is ever written."""
+    def __init__(self, path: str | None, dry_run: bool = False):
+        """path: the instance DB (db.open_path), None for an instance with no database yet (a dry
+        run of a new instance). dry_run: flush() discards what was buffered; nothing is ever
+        written, and the DB is only read (read-only connections, state/reader.py)."""
         self.dry_run = dry_run
-        self.engine = engine
+        self.path = path
+        self._read = None
         self.on_commit = None  # called after each commit (the orchestrator mirrors state files then)
         self._conf_ids: dict[str, int] = {}
         self._pending_conf: list[tuple[int, str]] = []
@@ -117,17 +47,22 @@ class Store:
         self._fingerprints: list[tuple[int, int, str]] = []
 
     # -- reading --------------------------------------------------------------------------
+    def _rows(self, query: str, params=()) -> list[tuple]:
+        if self.path is None:
+            return []
+        if self._read is None:
+            if self.dry_run:
+                from .reader import connector
+                self._read = connector(self.path)()
+            else:
+                self._read = self._writer()
+        return self._read.execute(query, params).fetchall()
+
     def load_meta(self) -> dict[str, str]:
-        if self.engine is None:
-            return {}
-        with self.engine.connect() as c:
-            return {name: value for name, value in c.execute(select(_m.name, _m.value))}
+        return dict(self._rows(sql.LOAD_META))
 
     def load_confs(self) -> dict[int, str]:
-        if self.engine is None:
-            return {}
-        with self.engine.connect() as c:
-            rows = c.execute(select(_cf.id, _cf.json)).all()
+        rows = self._rows(sql.LOAD_CONFS)
         for cid, js in rows:
             self._conf_ids[js] = cid
             self._next_conf_id = max(self._next_conf_id, cid + 1)
@@ -136,31 +71,17 @@ class Store:
     def load_tasks(self):
         """Rows (id, key, state, step, executer_type, conf_id, spec, job_id, created_at,
         launched_at, started_at, ended_at, message, attempt, retry), in creation order."""
-        if self.engine is None:
-            return []
-        with self.engine.connect() as c:  # sqlite3's own tuples: no Row object per task
-            return c.connection.driver_connection.execute(LOAD_TASKS).fetchall()
+        return self._rows(sql.LOAD_TASKS)
 
     def load_attempts(self, running_only: bool = False):
         """Rows of the attempt table (every column, in the table's order); with running_only,
-        the highest attempt of each task and the rows still running."""
-        if self.engine is None:
-            return []
-        q = select(*_att.columns)
-        if running_only:
-            from sqlalchemy import func
-            last = select(_a.task_id, func.max(_a.attempt).label("n")).group_by(_a.task_id).subquery()
-            q = q.join(last, (last.c.task_id == _a.task_id) & (last.c.n == _a.attempt))
-        with self.engine.connect() as c:
-            return c.execute(q).all()
+        the highest attempt of each task."""
+        return self._rows(sql.LOAD_LAST_ATTEMPTS if running_only else sql.LOAD_ATTEMPTS)
 
     def load_outputs(self) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {}
-        if self.engine is None:
-            return {}
-        with self.engine.connect() as c:
-            for tid, name, value in c.execute(select(_o.task_id, _o.name, _o.value)):
-                out.setdefault(tid, {})[name] = value
+        for tid, name, value in self._rows(sql.LOAD_OUTPUTS):
+            out.setdefault(tid, {})[name] = value
         return out
 
     # -- buffered writes -----------------------------------------------------------------
@@ -202,10 +123,8 @@ class Store:
         self._fingerprints.append((task_id, attempt, text))
 
     def load_fingerprint(self, task_id: int, attempt: int) -> str | None:
-        if self.engine is None:
-            return None
-        with self.engine.connect() as c:
-            return c.execute(select(_f.json).where((_f.task_id == task_id) & (_f.attempt == attempt))).scalar()
+        rows = self._rows(sql.LOAD_FINGERPRINT, (task_id, attempt))
+        return rows[0][0] if rows else None
 
     def set_outputs(self, node, values: dict[str, str]) -> None:
         self._outputs.extend((node.id, k, v) for k, v in values.items())
@@ -224,40 +143,37 @@ class Store:
             if self.on_commit is not None:
                 self.on_commit()
             return
-        if self._raw is None:
-            # the orchestrator's single writer connection, held for the run (no pool round trip)
-            self._raw = self.engine.raw_connection()
-        cur = self._raw.cursor()
+        cur = self._writer().cursor()
         x = cur.executemany
         try:
             if self._meta:
-                x(SET_META.sql, list(self._meta.items()))
+                x(sql.SET_META, list(self._meta.items()))
             if self._pending_conf:
-                x(INSERT_CONF.sql, self._pending_conf)
+                x(sql.INSERT_CONF, self._pending_conf)
             if self._new_tasks:
-                x(INSERT_TASK.sql, self._new_tasks)
+                x(sql.INSERT_TASK, self._new_tasks)
             if self._dirty:
-                x(UPDATE_TASK_STATE.sql,
+                x(sql.UPDATE_TASK_STATE,
                   [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.attempt,
                     n.retry, n.id)
                    for n in self._dirty.values()])
             if self._definitions:
-                x(UPDATE_TASK_DEFINITION.sql, self._definitions)
+                x(sql.UPDATE_TASK_DEFINITION, self._definitions)
             if self._outputs:
-                x(SET_OUTPUT.sql, self._outputs)
+                x(sql.SET_OUTPUT, self._outputs)
             if self._transitions:
-                x(INSERT_TRANSITION.sql, self._transitions)
+                x(sql.INSERT_TRANSITION, self._transitions)
             if self._attempts_gone:
-                x(DELETE_ATTEMPT.sql, self._attempts_gone)
+                x(sql.DELETE_ATTEMPT, self._attempts_gone)
             if self._attempts:
-                x(SAVE_ATTEMPT.sql, [a.row() for a in self._attempts.values()])
+                x(sql.SAVE_ATTEMPT, [a.row() for a in self._attempts.values()])
             if self._fingerprints:
-                x(SAVE_FINGERPRINT.sql, self._fingerprints)
+                x(sql.SAVE_FINGERPRINT, self._fingerprints)
             self._raw.commit()
         except sqlite3.OperationalError as e:
             self._raw.rollback()
             if "readonly" in str(e) or "read-only" in str(e):
-                raise InstanceError(f"{self.engine.url.database}: the instance database is not writable") from e
+                raise InstanceError(f"{self.path}: the instance database is not writable") from e
             raise
         except BaseException:
             self._raw.rollback()
@@ -283,14 +199,21 @@ class Store:
     def update_definition(self, node, spec_json: str) -> None:
         self._definitions.append((spec_json, node.conf_id, node.executer_type, node.id))
 
+    def _writer(self) -> sqlite3.Connection:
+        """The orchestrator's single writer connection, held for the run."""
+        if self._raw is None:
+            self._raw = _connect(self.path)
+        return self._raw
+
     def close(self) -> None:
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
+        for con in {id(c): c for c in (self._raw, self._read) if c is not None}.values():
+            con.close()
+        self._raw = self._read = None
 
     def clear_outputs(self, node) -> None:
-        with self.engine.begin() as c:
-            c.exec_driver_sql(DELETE_OUTPUTS.sql, (node.id,))
+        con = self._writer()
+        with con:
+            con.execute(sql.DELETE_OUTPUTS, (node.id,))
 
 
 def now() -> float:

@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-12-06
 
 The table is what `alembic revision --autogenerate` wrote for drypipe/state/models.py's
-AttemptRow. The upgrade also rebuilds the attempts of an instance made before it, from its
+attempt table. The upgrade also rebuilds the attempts of an instance made before it, from its
 `transition` rows (every `launched` opens an attempt; its first `step-started` is its start; a
 terminal state closes it), without resource figures (they were not measured then).
 
