@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 
+from ..errors import InstanceError
 from . import sql
 
 # The SQL comes from state/sql.py, generated from the model tables by state/sqlgen.py: plain
