@@ -8,7 +8,7 @@
 # appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
 
 # A task its orchestrator watches forks none of these: its orchestrator makes and removes its
-# dirs and writes its state file (see __drypipe_state). Tasks run by Slurm, on a remote host or
+# dirs, writes its state file (see __drypipe_state), task-env.sh and task-conf.json. Tasks run by Slurm, on a remote host or
 # by hand fork them, a few milliseconds per task.
 drypipe_rename() { mv -f -- "$1" "$2"; }
 drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
@@ -224,7 +224,8 @@ __drypipe_run() {
 }
 
 __drypipe_main() {
-if [[ ${1:-run} == run ]]; then  # (re)write the files users and python steps read
+# (re)write the files users and python steps read; a watched launcher's orchestrator wrote them
+if [[ ${1:-run} == run && -z ${__drypipe_watched:-} ]]; then
   printf '%s' "$__drypipe_env" > "$__task_dir/task-env.sh"
   printf '%s' "$__drypipe_conf" > "$__task_dir/task-conf.json"
 fi
