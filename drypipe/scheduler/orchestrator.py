@@ -27,7 +27,7 @@ from ..state.store import Store, now
 from . import attempts, changes, generation, recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
 from .result import NullReporter, RunResult, unsatisfied_waits
-from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
+from .materialize import Materializer, ensure_instance_dir, remove_scratch_dir, restrict_umask, task_dir
 
 POLL_RUNNING_EVERY = 2.0
 MIRROR_EVERY = 0.1  # the state files of the local tasks this orchestrator forked lag at most this
@@ -88,6 +88,7 @@ class Orchestrator:
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
         self.spent_cgroups: list[str] = []  # memory cgroups of ended attempts, to remove
+        self.spent_scratch: list[str] = []  # keys of completed tasks whose empty scratch dir goes
         self.array_seq: int | None = None  # the next .drypipe/_arrays/<n>
         self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
@@ -219,6 +220,7 @@ class Orchestrator:
         finally:
             self.local.shutdown(kill=False)
             attempts.remove_spent_cgroups(self)
+            self.remove_spent_scratch()
             self.store.flush()
             self.store.close()
         result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error,
@@ -260,10 +262,21 @@ class Orchestrator:
         if n.executer_type == "slurm":
             _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
 
+    def remove_spent_scratch(self) -> None:
+        """The empty scratch dirs of local tasks that completed, removed at the next wait (after
+        the launches their endings allowed: off a dependent task's way); not that of a task
+        launched again since."""
+        spent, self.spent_scratch = self.spent_scratch, []
+        for key in spent:
+            if self.graph.nodes[key].state == S.COMPLETED:
+                remove_scratch_dir(self.instance_dir, key)
+
     def wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         if self.spent_cgroups:
             attempts.remove_spent_cgroups(self)
+        if self.spent_scratch:
+            self.remove_spent_scratch()
         timeout = MIRROR_EVERY if self.local.launched_here else POLL_RUNNING_EVERY
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())

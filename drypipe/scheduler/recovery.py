@@ -18,7 +18,7 @@ from ..state.machine import ENDINGS
 from ..state import states as S
 from ..state.store import now
 from .graph import Node
-from .materialize import remove_scratch_dir, task_dir
+from .materialize import task_dir
 from . import attempts
 from .tasklog import attempt_offset, last_start, read_transitions
 
@@ -82,6 +82,7 @@ def load(orch) -> None:
     if active:
         reattach(orch, active)
     store.flush()
+    orch.remove_spent_scratch()  # of tasks that ended while nobody watched (prepare runs no wait)
 
 
 def adopt_manual_runs(orch) -> None:
@@ -275,7 +276,7 @@ def ingest(orch, n: Node, returncode, slurm=None, reaped=None) -> None:
     attempts.spent_cgroup(orch, n)
     if state == S.COMPLETED:
         if slurm is None and not n.conf.is_remote:
-            remove_scratch_dir(orch.instance_dir, n.key)  # its watched launcher left it
+            orch.spent_scratch.append(n.key)  # its watched launcher left it: removed at the next wait
         n.outputs = _output_vars(tdir, n)
         if n.outputs:
             orch.store.set_outputs(n, n.outputs)
