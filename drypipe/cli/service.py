@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 import os
 import signal
 
@@ -16,15 +15,16 @@ def configure_logging(log_conf: str | None, home: str) -> None:
     """--log-conf: a .json file goes to dictConfig, anything else to fileConfig. Without it,
     the service logs what it starts and ends to stderr and to HOME/.drypipe/service.log."""
     if log_conf:
+        from logging import config as logging_config  # here: 10 ms of every drypipe command otherwise
         try:
             if log_conf.endswith(".json"):
                 import json
                 with open(log_conf) as f:
-                    logging.config.dictConfig(json.load(f))
+                    logging_config.dictConfig(json.load(f))
             else:
                 if not os.path.isfile(log_conf):
                     raise FileNotFoundError(f"No such file: {log_conf}")
-                logging.config.fileConfig(log_conf, disable_existing_loggers=False)
+                logging_config.fileConfig(log_conf, disable_existing_loggers=False)
         except Exception as e:
             raise DryPipeError(f"--log-conf {log_conf}: {type(e).__name__}: {e}") from e
         return

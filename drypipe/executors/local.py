@@ -48,6 +48,8 @@ from .spawner import Spawner
 POLL_MIN, POLL_MAX, POLL_FRACTION = 0.0005, 0.1, 1 / 16
 
 # what pidfd_open answers where pidfds cannot be had: an old kernel, a seccomp filter
+# the I/O counters a reaper's line ends with (executors/reaper.py), named as in the attempt table
+IO_COUNTERS = ("rchar", "wchar", "read_bytes", "write_bytes")
 _NO_PIDFD_ERRNOS = frozenset({errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EOPNOTSUPP})
 
 
@@ -158,7 +160,8 @@ class LocalExecutor(Executor):
             self._sel.register(fd, selectors.EVENT_READ)
 
     def _read_reports(self, fd: int) -> list[Ended]:
-        """The launchers a reaper reaped (lines `pid exit maxrss-KiB utime stime`); at its EOF
+        """The launchers a reaper reaped (lines `pid exit maxrss-KiB utime stime rchar wchar
+        read_bytes write_bytes`, executors/reaper.py); at its EOF
         (it was killed), the tasks it would have reported are watched by pidfd or polling."""
         chunks = []
         try:
@@ -173,11 +176,12 @@ class LocalExecutor(Executor):
         lines = (self._reports[fd] + b"".join(chunks)).split(b"\n")
         self._reports[fd] = lines.pop()
         for line in lines:
-            pid, code, maxrss, utime, stime = line.split()
+            pid, code, maxrss, utime, stime, *io = line.split()
             key = self._mine.pop(int(pid), (None,))[0]
             if key is not None:
-                ended.append(Ended(key, int(code), {"peak_rss": int(maxrss) * 1024, "cpu_user": float(utime),
-                                                     "cpu_sys": float(stime)}))
+                usage = {"peak_rss": int(maxrss) * 1024, "cpu_user": float(utime), "cpu_sys": float(stime)}
+                usage.update((name, int(v)) for name, v in zip(IO_COUNTERS, io) if v.isdigit())
+                ended.append(Ended(key, int(code), usage))
         if data is not None:  # EOF: the reaper is gone
             self._sel.unregister(fd)
             os.close(fd)

@@ -6,8 +6,12 @@ in a session of its own. The spawner double-forks each launcher (the intermediat
 at once), so every launcher is re-parented here, and this process reaps it with wait4: the kernel
 then hands over the launcher's exit status and the rusage of its whole reaped process tree, the
 exact peak resident memory (ru_maxrss: the largest process of the tree, steps included) and CPU
-time. One line per reaped process goes to FD: `pid exit-code maxrss-KiB utime-s stime-s`
-(a signal is a negative exit code), for the executor to read with its other wake-ups.
+time; before reaping it (waitid WNOWAIT: an exited launcher stays a zombie), it reads the I/O
+counters of that same tree from /proc/<pid>/io (the kernel adds a reaped child's to its parent's).
+One line per reaped process goes to FD: `pid exit-code maxrss-KiB utime-s stime-s rchar wchar
+read_bytes write_bytes` (a signal is a negative exit code; `-` for counters it could not read),
+for the executor to read with its other wake-ups. A watched launcher that completes then logs no
+`usage` line of its own: reading /proc from a forked bash costs it several times more.
 
 Why a process of its own rather than the orchestrator as subreaper: orphans of user steps
 (`nohup x &`) land on the subreaper and must be reaped by someone, and an orchestrator reaping
@@ -55,16 +59,36 @@ def main() -> None:
         write = False
     while True:
         try:
-            pid, status, ru = os.wait4(-1, 0)
+            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        io = b"- - - -"
+        if exited is not None and exited.si_pid != spawner and write:
+            io = read_io(exited.si_pid)
+        try:
+            pid, status, ru = os.wait4(exited.si_pid if exited is not None else -1, 0)
         except ChildProcessError:
             return
         if pid == spawner or not write:
             continue
         try:
-            os.write(out, b"%d %d %d %.6f %.6f\n" % (pid, os.waitstatus_to_exitcode(status), ru.ru_maxrss,
-                                                    ru.ru_utime, ru.ru_stime))
+            os.write(out, b"%d %d %d %.6f %.6f %s\n" % (pid, os.waitstatus_to_exitcode(status), ru.ru_maxrss,
+                                                       ru.ru_utime, ru.ru_stime, io))
         except OSError:  # the executor is gone (closed, or its process died): just reap
             write = False
+
+
+IO_FIELDS = (b"rchar", b"wchar", b"read_bytes", b"write_bytes")
+
+
+def read_io(pid: int) -> bytes:
+    """`rchar wchar read_bytes write_bytes` of an exited (not yet reaped) process's tree."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
+            counters = dict(line.split(b": ", 1) for line in f.read().splitlines() if b": " in line)
+        return b" ".join(counters[k].strip() for k in IO_FIELDS)
+    except (OSError, KeyError, ValueError):
+        return b"- - - -"
 
 
 if __name__ == "__main__":

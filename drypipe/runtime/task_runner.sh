@@ -93,6 +93,14 @@ __drypipe_cg_join() {
 }
 
 __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of drypipe.log)
+  # A watched launcher that completes, forked under a reaper (__drypipe_gate, set by the
+  # spawner) with no cgroup of its own, logs nothing: its reaper reads the same counters from
+  # /proc when it exits and reports them to the orchestrator (executors/reaper.py), for a
+  # fraction of what these reads cost a forked bash. (Its orchestrator gone, it logs them.)
+  if [[ $1 == 0 && -n ${__drypipe_gate:-} && -z $__drypipe_cg && -n ${__drypipe_watched:-} ]] &&
+      kill -0 "$__drypipe_watched" 2>/dev/null; then
+    return 0
+  fi
   local __drypipe_s= __drypipe_v= __drypipe_f __drypipe_io= __drypipe_l
   { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null
   __drypipe_f=(${__drypipe_s##*) })

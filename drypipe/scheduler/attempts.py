@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 from ..state import states as S
 from ..state import sql
 from .changes import launch_fingerprint
 from .fingerprint import DIGEST_LEN
+from ..executors.local import IO_COUNTERS
 from ..executors.slurm_text import slurm_time_seconds
 from .slurm_tasks import effective_conf
 
 COLUMNS = sql.ATTEMPT_COLUMNS
+_HOST = socket.gethostname()  # what a launcher's usage line says (bash's $HOSTNAME)
 
 
 class Attempt:
@@ -70,7 +73,8 @@ def record(orch, n, state: str, step, at: float) -> None:
 
 
 def with_rusage(usage: dict | None, returncode: int | None, reaped: dict | None) -> dict:
-    """The launcher's own `usage` line completed with what its reaper got from wait4: CPU of the
+    """The launcher's own `usage` line (none from a watched launcher that completed) completed
+    with what its reaper got from wait4 and /proc/<pid>/io: CPU of the
     whole reaped tree to the microsecond (the line has clock ticks, read just before the end),
     peak memory from rusage where no cgroup gave one (ru_maxrss: the largest process of the tree,
     where a cgroup's peak is the tree's sum), and the exit status of a launcher that ended
@@ -81,6 +85,9 @@ def with_rusage(usage: dict | None, returncode: int | None, reaped: dict | None)
             out["cpu_user"], out["cpu_sys"] = reaped["cpu_user"], reaped.get("cpu_sys")
         if out.get("peak_rss") is None and reaped.get("peak_rss"):
             out["peak_rss"], out["peak_rss_source"] = reaped["peak_rss"], "rusage"
+        if usage is None:  # a watched launcher that completed logs no usage line: all is here
+            out.update((k, reaped[k]) for k in IO_COUNTERS if k in reaped)
+            out["host"] = _HOST
     if "exit" not in out and returncode is not None:
         out["exit"] = 128 - returncode if returncode < 0 else returncode
     return out
