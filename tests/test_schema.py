@@ -435,3 +435,38 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     engine.dispose()
     assert schema(path) == before  # nothing migrated or altered the existing DB's schema
     assert db.current_revision(path) == db.SCHEMA_REVISION
+
+
+def test_new_tasks_are_written_into_the_open_transaction_and_committed_by_the_flush(tmp_path, monkeypatch):
+    """A big generation's rows leave memory every STAGE_EVERY tasks, but nobody sees them before
+    the round's commit, and an orchestrator that dies before it leaves none behind."""
+    monkeypatch.setattr(store, "STAGE_EVERY", 3)
+    inst, engine = new_instance(tmp_path)
+    engine.dispose()
+    path = db.db_path(str(inst))
+
+    def count():
+        con = sqlite3.connect(path)
+        try:
+            return con.execute("SELECT count(*) FROM task").fetchone()[0]
+        finally:
+            con.close()
+
+    s = Store(path)
+    c = s.conf_id('{"a":1}')
+    for i in range(7):
+        s.add_task(node(i + 1, f"t-{i}", c), '{"spec":%d}' % i)
+    assert len(s._new_tasks) == 1 and s.has_pending  # 6 written, 1 buffered
+    assert count() == 0  # not committed
+    s.flush()
+    assert count() == 7 and not s.has_pending
+    for i in range(7, 10):
+        s.add_task(node(i + 1, f"t-{i}", c), "{}")
+    s.close()  # dies before its flush: the staged rows are rolled back
+    assert count() == 7
+    dry = Store(path, dry_run=True)
+    for i in range(10, 20):
+        dry.add_task(node(i + 1, f"t-{i}", c), "{}")
+    dry.flush()
+    dry.close()
+    assert count() == 7

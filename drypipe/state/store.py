@@ -9,6 +9,8 @@ import time
 from ..errors import InstanceError
 from . import sql
 
+STAGE_EVERY = 10_000  # new tasks buffered before they are written into the open transaction
+
 # The SQL comes from state/sql.py, generated from the model tables by state/sqlgen.py: plain
 # sqlite3 here, so that running a pipeline never imports SQLAlchemy. flush() hands plain tuples
 # to sqlite3's executemany (100k rows in a few hundred ms).
@@ -42,6 +44,7 @@ class Store:
         self._meta: dict[str, str] = {}
         self._next_conf_id = 1
         self._raw = None
+        self._staged = False  # rows written into the open transaction, to commit at the next flush
         self._definitions: list[tuple] = []
         self._attempts: dict[tuple[int, int], object] = {}  # (task id, attempt) -> Attempt to save
         self._attempts_gone: list[tuple[int, int]] = []
@@ -101,6 +104,24 @@ class Store:
     def add_task(self, node, spec_json: str) -> None:
         self._new_tasks.append((node.id, node.key, node.state, node.step, node.executer_type,
                                 node.conf_id, spec_json, node.created_at))
+        if len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None:
+            self._stage_new_tasks()
+
+    def _stage_new_tasks(self) -> None:
+        """Write the new tasks buffered so far into the open transaction, which the next flush
+        commits with the rest of the round: their rows (spec JSON) then leave this process's
+        memory (a 100k-task generator held them all until its end)."""
+        con = self._writer()
+        try:
+            if self._pending_conf:  # (a task's conf row first: foreign keys are checked at once)
+                con.executemany(sql.INSERT_CONF, self._pending_conf)
+                self._pending_conf.clear()
+            con.executemany(sql.INSERT_TASK, self._new_tasks)
+        except BaseException:
+            self._rollback()
+            raise
+        self._new_tasks.clear()
+        self._staged = True
 
     def touch(self, node) -> None:
         """Persist node's state fields at the next flush."""
@@ -132,7 +153,7 @@ class Store:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._new_tasks or self._dirty or self._transitions or self._outputs
+        return bool(self._staged or self._new_tasks or self._dirty or self._transitions or self._outputs
                     or self._pending_conf or self._meta or self._definitions or self._attempts
                     or self._attempts_gone or self._fingerprints)
 
@@ -172,12 +193,12 @@ class Store:
                 x(sql.SAVE_FINGERPRINT, self._fingerprints)
             self._raw.commit()
         except sqlite3.OperationalError as e:
-            self._raw.rollback()
+            self._rollback()
             if "readonly" in str(e) or "read-only" in str(e):
                 raise InstanceError(f"{self.path}: the instance database is not writable") from e
             raise
         except BaseException:
-            self._raw.rollback()
+            self._rollback()
             raise
         finally:
             cur.close()
@@ -185,7 +206,12 @@ class Store:
         if self.on_commit is not None:
             self.on_commit()
 
+    def _rollback(self) -> None:
+        self._raw.rollback()
+        self._staged = False  # (the staged rows went with it)
+
     def _discard(self) -> None:
+        self._staged = False
         self._meta.clear()
         self._pending_conf.clear()
         self._new_tasks.clear()
