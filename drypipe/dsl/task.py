@@ -144,7 +144,7 @@ class Task:
 
 class TaskBuilder:
     """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
-    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream")
+    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream", "_input_names")
 
     def __init__(self, dsl, key, conf):
         self._dsl = dsl
@@ -153,6 +153,7 @@ class TaskBuilder:
             raise InvalidPipeline(f"task {key!r}: task_conf must be a TaskConf, got {type(conf).__name__}")
         self.conf = conf
         self._inputs = []
+        self._input_names = set()
         self._outputs = {}
         self._steps = []
         self._upstream = set()
@@ -172,9 +173,12 @@ class TaskBuilder:
 
     def _add_input(self, name, v):
         key = self.key
-        _check_name(key, "input", name)
-        if self._inputs and any(i["name"] == name for i in self._inputs):
+        if name not in _GOOD_NAMES:
+            _check_name(key, "input", name)
+        names = self._input_names
+        if name in names:
             raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
+        names.add(name)
         if isinstance(v, Val):
             v = v.value
             if isinstance(v, OutputRef):
@@ -211,8 +215,9 @@ class TaskBuilder:
     def outputs(self, **kwargs) -> "TaskBuilder":
         key = self.key
         for name, v in kwargs.items():
-            _check_name(key, "output", name)
-            if name in self._outputs or (self._inputs and any(i["name"] == name for i in self._inputs)):
+            if name not in _GOOD_NAMES:
+                _check_name(key, "output", name)
+            if name in self._outputs or name in self._input_names:
                 raise InvalidPipeline(f"task {key!r}: output {name!r} is declared twice")
             if isinstance(v, Var):
                 v = v.type
@@ -223,7 +228,7 @@ class TaskBuilder:
                                           "variables are int, float, str or bool")
                 self._outputs[name] = {"kind": "var", "type": tn}
             elif isinstance(v, File):
-                if os.path.isabs(v.name) or ".." in v.name.split("/"):
+                if v.name.startswith("/") or (".." in v.name and ".." in v.name.split("/")):
                     raise InvalidPipeline(f"task {key!r}: output file {v.name!r} must be relative "
                                           "to the task's output dir")
                 self._outputs[name] = {"kind": "file", "path": v.name}
