@@ -95,6 +95,21 @@ def test_duplicate_key_is_an_error_naming_it():
         gen(dag)
 
 
+@pytest.mark.parametrize("clauses, message", [
+    (lambda b: b.inputs(a=1).inputs(a=2), "input 'a' is given twice"),
+    (lambda b: b.inputs(a=1, b=2).outputs(b=int), "output 'b' is declared twice"),
+    (lambda b: b.outputs(o=int).outputs(o=str), "output 'o' is declared twice"),
+])
+def test_a_name_given_twice_is_an_error_naming_it(clauses, message):
+    def dag(dsl):
+        yield clauses(dsl.task(key="t")).calls("true")()
+
+    with pytest.raises(InvalidPipeline, match=f"task 't': {message}"):
+        gen(dag)
+    ok = gen(lambda dsl: iter([dsl.task(key="t").inputs(a=1).outputs(b=int).calls("true")()]))
+    assert [i["name"] for i in ok.tasks["t"].inputs] == ["a"]
+
+
 def test_undecorated_python_call_is_refused():
     def plain():
         return {}
