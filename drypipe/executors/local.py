@@ -126,8 +126,9 @@ class LocalExecutor(Executor):
     def running_keys(self) -> list[str]:
         return [k for k, _ in self._keys_and_pids()]
 
-    def launch_many(self, items: list[tuple[str, str, int]]) -> list[str]:
-        """items: (key, task script, start step); returns the pids as job ids."""
+    def launch_many(self, items: list[tuple[str, str, int]], meanwhile=None) -> list[str]:
+        """items: (key, task script, start step); returns the pids as job ids. meanwhile: work
+        of the caller's, done while the spawner forks (Spawner.spawn_many)."""
         if not items:
             return []
         lines = [(script, step) for _, script, step in items]
@@ -136,10 +137,10 @@ class LocalExecutor(Executor):
         if self._spawner is None:
             self._new_spawner()
         try:
-            pids = self._spawner.spawn_many(lines)
+            pids = self._spawner.spawn_many(lines, meanwhile)
         except (BrokenPipeError, EOFError):  # the spawner died (killed by hand?): start another
             self._new_spawner()
-            pids = self._spawner.spawn_many(lines)
+            pids = self._spawner.spawn_many(lines, meanwhile)
         reports = self._spawner.reports
         for (key, _, _), pid in zip(items, pids):
             if not self.detached:

@@ -96,11 +96,14 @@ class Spawner:
         else:
             os.close(r)
 
-    def spawn_many(self, items: list[tuple[str, int]]) -> list[int]:
-        """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone."""
+    def spawn_many(self, items: list[tuple[str, int]], meanwhile=None) -> list[int]:
+        """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone.
+        meanwhile: called while the spawner forks, before its pids are read."""
         data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape") + b"\n"
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
+        if meanwhile is not None:
+            meanwhile()
         pids = []
         for _ in items:
             line = self.proc.stdout.readline()

@@ -262,10 +262,18 @@ class Orchestrator:
         if n.executer_type == "slurm":
             _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
 
+    def remove_spent(self) -> None:
+        """What ended attempts left to remove: their cgroups and scratch dirs. Done while the
+        spawner forks the launches their endings allowed, or at the next wait: off a dependent
+        task's way."""
+        if self.spent_cgroups:
+            attempts.remove_spent_cgroups(self)
+        if self.spent_scratch:
+            self.remove_spent_scratch()
+
     def remove_spent_scratch(self) -> None:
-        """The empty scratch dirs of local tasks that completed, removed at the next wait (after
-        the launches their endings allowed: off a dependent task's way); not that of a task
-        launched again since."""
+        """The empty scratch dirs of local tasks that completed; not that of a task launched
+        again since."""
         spent, self.spent_scratch = self.spent_scratch, []
         for key in spent:
             if self.graph.nodes[key].state == S.COMPLETED:
@@ -273,10 +281,7 @@ class Orchestrator:
 
     def wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
-        if self.spent_cgroups:
-            attempts.remove_spent_cgroups(self)
-        if self.spent_scratch:
-            self.remove_spent_scratch()
+        self.remove_spent()
         timeout = MIRROR_EVERY if self.local.launched_here else POLL_RUNNING_EVERY
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())
@@ -342,7 +347,8 @@ class Orchestrator:
             self.store.flush()
         if not batch:
             return
-        pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch])
+        pids = self.local.launch_many([(n.key, script, n.start_step) for n, script in batch],
+                                      meanwhile=self.remove_spent)  # while the spawner forks
         for (n, _), pid in zip(batch, pids):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("launched %s (pid %s, from step %d)", n.key, pid, n.start_step)
