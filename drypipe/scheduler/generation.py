@@ -30,6 +30,7 @@ def _generate(orch) -> list[Node]:
     gen = generate(orch.pipeline, orch.graph)
     graph, store = orch.graph, orch.store
     new: list[Node] = []
+    new_upstream: list[set[str]] = []
     t = now()
     code_dir = orch.materializer.code_dir
     conf_cache: dict[int, int] = {}
@@ -62,19 +63,19 @@ def _generate(orch) -> list[Node]:
         orch.next_id += 1
         n.created_at = t
         new.append(n)
+        new_upstream.append(task.upstream)  # the keys of its inputs' tasks (the DSL has them)
         nodes[key] = n
-    for n in new:
-        for i in n.spec["inputs"]:
-            up = i.get("task")
-            if up is not None and up not in nodes:
+    for n, ups in zip(new, new_upstream):
+        for up in ups:
+            if up not in nodes:
                 for m in new:
                     del nodes[m.key]
                 raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
                                       "which the generator did not yield")
     ready = orch.ready
-    for n in new:
-        if n.spec["inputs"]:
-            graph.link(n)
+    for n, ups in zip(new, new_upstream):
+        if ups:
+            graph.link(n, ups)
         if n.pending == 0:
             n.state = S.READY  # created ready (no uncompleted upstream): not a transition
             ready.append(n)

@@ -119,9 +119,11 @@ class TaskGraph:
     def add(self, node: Node) -> None:
         self.nodes[node.key] = node
 
-    def link(self, node: Node) -> None:
-        """Compute node's upstream set and pending count; register it downstream of each."""
-        ups = upstream_keys(node)
+    def link(self, node: Node, ups: set[str] | None = None) -> None:
+        """Compute node's upstream set (ups, when the caller has it) and pending count; register
+        it downstream of each."""
+        if ups is None:
+            ups = upstream_keys(node)
         node.upstream = ups
         pending = 0
         nodes = self.nodes
