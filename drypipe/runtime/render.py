@@ -249,7 +249,7 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
     return "\n".join(head)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode  # (trees: no cycles)
 
 
 def render_task_conf(key: str, spec: dict, conf: TaskConf) -> str:
