@@ -377,6 +377,8 @@ class Orchestrator:
 
     def close(self) -> None:
         """Release the instance (its lock and DB connections); also what a failed __init__ opened."""
+        if hasattr(self, "spent_scratch"):
+            self.remove_spent()  # whatever ingested the last endings (run, run_tasks, load)
         for part in ("local", "remote", "store"):
             if hasattr(self, part):
                 getattr(self, part).close()

@@ -107,6 +107,7 @@ def run_tasks(orch, keys, wait: bool = True):
     finally:
         kept = set(others)
         orch.ready = collections.deque(others + [n for n in orch.ready if n not in kept])
+        orch.remove_spent()  # what the last endings left (scratch dirs, cgroups)
         orch.store.flush()
     if not wait:
         return None
