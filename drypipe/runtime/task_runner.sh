@@ -8,8 +8,8 @@
 # appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
 
 # A task its orchestrator watches forks none of these: its orchestrator makes and removes its
-# dirs, writes its state file (see __drypipe_state), task-env.sh and task-conf.json. Tasks run by Slurm, on a remote host or
-# by hand fork them, a few milliseconds per task.
+# dirs and writes its state file (see __drypipe_state), task-env.sh and task-conf.json. Tasks
+# run by Slurm, on a remote host or by hand fork them, a few milliseconds per task.
 drypipe_rename() { mv -f -- "$1" "$2"; }
 drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
 drypipe_mkdir() { mkdir -p -- "$1"; }
