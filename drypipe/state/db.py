@@ -25,13 +25,19 @@ def migrations_dir() -> str:
         return os.path.join(os.path.dirname(os.path.dirname(here)), "migrations")
 
 
-def _on_connect(dbapi_conn, _record):
-    cur = dbapi_conn.cursor()
+def set_pragmas(con) -> None:
+    """What every DryPipe connection that may write sets: the store's (plain sqlite3) and the
+    engines' (SQLAlchemy, on connect)."""
+    cur = con.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _on_connect(dbapi_conn, _record):
+    set_pragmas(dbapi_conn)
 
 
 def make_engine(path: str) -> Engine:

@@ -8,6 +8,7 @@ import time
 
 from ..errors import InstanceError
 from . import sql
+from .db import set_pragmas
 
 STAGE_EVERY = 10_000  # new tasks buffered before they are written into the open transaction
 
@@ -17,12 +18,9 @@ STAGE_EVERY = 10_000  # new tasks buffered before they are written into the open
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    """The orchestrator's writer connection (the pragmas every DryPipe connection sets)."""
+    """The orchestrator's writer connection."""
     con = sqlite3.connect(path, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("PRAGMA foreign_keys=ON")
-    con.execute("PRAGMA busy_timeout=10000")
+    set_pragmas(con)
     return con
 
 
