@@ -219,8 +219,7 @@ class Orchestrator:
             raise
         finally:
             self.local.shutdown(kill=False)
-            attempts.remove_spent_cgroups(self)
-            self.remove_spent_scratch()
+            self.remove_spent()
             self.store.flush()
             self.store.close()
         result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error,
