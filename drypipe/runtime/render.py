@@ -195,6 +195,17 @@ __drypipe_main "$@"
 """
 
 
+# A step the launcher may run itself, in its own process (task_runner.sh, __drypipe_inline): one
+# that cannot take over how the launcher ends, which words like these could do (its EXIT trap,
+# the process itself, or code from elsewhere that might).
+_NOT_INLINE_RE = re.compile(r"\b(trap|exec|eval|source)\b|(^|[\s;&|(){}])\.\s")
+
+
+def runs_inline(snippet: str) -> bool:
+    """May a task's last step, this bash snippet, run in the launcher rather than a subshell?"""
+    return _NOT_INLINE_RE.search(snippet) is None
+
+
 def render_runtime() -> str:
     """.drypipe/_runtime/task-runner.sh: the functions shared by all launchers of an instance."""
     return runner_body()
@@ -227,7 +238,10 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
     if container:
         head.append(f"__drypipe_container={q(container)}")
         head.append(f"__drypipe_root={q(drypipe_root or '')}")
-    for n, step in enumerate(spec["steps"]):
+    steps = spec["steps"]
+    if steps and not container and steps[-1]["kind"] == "bash" and runs_inline(steps[-1]["snippet"]):
+        head.append(f"__drypipe_inline_step={len(steps) - 1}")  # run by the launcher itself
+    for n, step in enumerate(steps):
         kind = step["kind"]
         # __drypipe_body_N runs the step (and captures its variables); __drypipe_step_N is what
         # the runner calls: the body itself, or the body run inside the task's container.

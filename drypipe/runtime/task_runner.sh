@@ -5,7 +5,8 @@
 # Usage: task [run [STEP]] | kill | tail | ps | env | help
 # Run: executes the task's steps from STEP (default 0) and reports progress by renaming its
 # one state file (state.step-started.N, state.completed, state.failed.N, state.killed.N) and
-# appending to drypipe.log. Bash steps run in a subshell with errexit and pipefail.
+# appending to drypipe.log. Bash steps run with errexit and pipefail, in a subshell, or in the
+# launcher itself for the last one when it can (see __drypipe_inline).
 
 # A task its orchestrator watches forks none of these: its orchestrator makes and removes its
 # dirs and writes its state file (see __drypipe_state), task-env.sh and task-conf.json. Tasks
@@ -173,7 +174,8 @@ __drypipe_in_container() {  # step: run `task step N` in the task's image (appta
 }
 
 __drypipe_on_signal() {
-  trap - TERM INT HUP
+  trap - TERM INT HUP EXIT
+  exec 2>>"$__task_dir/drypipe.log"  # (a step's redirection to out.log may be in force)
   __drypipe_log "received signal"
   __drypipe_usage 143
   __drypipe_state "killed.${__drypipe_step:-0}"
@@ -208,19 +210,30 @@ __drypipe_run() {
   trap __drypipe_on_signal TERM INT HUP
   for (( __drypipe_step = __drypipe_start; __drypipe_step < __drypipe_n_steps; __drypipe_step++ )); do
     __drypipe_state "step-started.$__drypipe_step"
-    "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
-    __drypipe_rc=$?
-    if (( __drypipe_rc != 0 )); then
-      __drypipe_exit=$__drypipe_rc
-      if [[ -s $__task_dir/step-error ]]; then  # a python call broke its contract: say how
-        IFS= read -r -d '' __drypipe_msg < "$__task_dir/step-error"
-        : > "$__task_dir/step-error"
-        __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
-      fi
-      __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $__drypipe_rc"
+    if (( __drypipe_step == ${__drypipe_inline_step:--1} )); then
+      __drypipe_inline "$__drypipe_step"  # returns only if the step succeeded
+    else
+      "__drypipe_step_$__drypipe_step" >> "$__out_log" 2>&1
+      __drypipe_step_ended $?
     fi
-    __drypipe_load_vars
   done
+  __drypipe_complete
+}
+
+__drypipe_step_ended() {  # status: a step that failed fails the task (exit); else its variables are loaded
+  if (( $1 != 0 )); then
+    __drypipe_exit=$1
+    if [[ -s $__task_dir/step-error ]]; then  # a python call broke its contract: say how
+      IFS= read -r -d '' __drypipe_msg < "$__task_dir/step-error"
+      : > "$__task_dir/step-error"
+      __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
+    fi
+    __drypipe_fail "$__drypipe_step" "step $__drypipe_step exited with status $1"
+  fi
+  __drypipe_load_vars
+}
+
+__drypipe_complete() {  # the steps ran: check the outputs, say completed, exit
   __drypipe_step=$(( __drypipe_n_steps - 1 ))
   __drypipe_check_outputs || __drypipe_fail "$__drypipe_step" "$__drypipe_msg"
   # an empty scratch dir goes; a watched task's orchestrator removes it when it ingests the end
@@ -231,6 +244,39 @@ __drypipe_run() {
   exit 0
 }
 
+# A bash step that may run in the launcher itself (render.py: the task's last step, with no
+# trap, exec, eval or source of its own) does, rather than in a subshell forked for it: a fork
+# of bash and its exit cost more than most steps. The step sees what a subshell would give it
+# (errexit and pipefail, stdout and stderr to out.log); an `exit` or a failing command ends
+# the launcher, and the EXIT trap (__drypipe_inline_exit) takes it from there. Whatever the
+# step changed (options, IFS, directory, the task's variables) is reset before the checks.
+__drypipe_inline() {  # step
+  trap '__drypipe_inline_exit $?' EXIT
+  set -eo pipefail
+  "__drypipe_user_step_$1" >> "$__out_log" 2>&1
+  { set +x; } 2>/dev/null  # (a step's xtrace: not of this)
+  trap - EXIT
+  __drypipe_inline_reset 0 returned
+  __drypipe_load_vars
+}
+
+__drypipe_inline_exit() {  # status (the step exited the launcher)
+  { set +x; } 2>/dev/null
+  trap - EXIT
+  __drypipe_inline_reset "$1"
+  __drypipe_step_ended "$1"
+  __drypipe_complete
+}
+
+__drypipe_inline_reset() {  # status [returned]: back to what a subshell would have left
+  set +eux +o pipefail
+  [[ -n ${2:-} ]] || exec >/dev/null 2>>"$__task_dir/drypipe.log"  # (out.log when it exited)
+  __drypipe_capture "$1"
+  IFS=$' \t\n'
+  cd -- "$__task_output_dir" 2>/dev/null
+  eval "$__drypipe_env"
+}
+
 __drypipe_main() {
 # (re)write the files users and python steps read; a watched launcher's orchestrator wrote them
 if [[ ${1:-run} == run && -z ${__drypipe_watched:-} ]]; then
@@ -238,7 +284,7 @@ if [[ ${1:-run} == run && -z ${__drypipe_watched:-} ]]; then
   printf '%s' "$__drypipe_conf" > "$__task_dir/task-conf.json"
 fi
 eval "$__drypipe_env"
-unset __drypipe_env __drypipe_conf
+unset __drypipe_conf
 case ${1:-run} in
   run) __drypipe_run "${2:-0}" ;;
   step)  # one step's body, in the current process tree (what runs inside a container)
