@@ -272,7 +272,7 @@ class Stream(io.StringIO):
 
 def fake_orch(n_tasks):
     nodes = Nodes((f"t.{i}", task(f"t.{i}", "ready")) for i in range(n_tasks))
-    executor = SimpleNamespace(running=0, max_parallel=4)
+    executor = SimpleNamespace(running=0, running_now=0, max_parallel=4)
     return SimpleNamespace(instance_dir="/inst", graph=SimpleNamespace(nodes=nodes), local=executor,
                            slurm=SimpleNamespace(running=0), remote=SimpleNamespace(running=0))
 

@@ -108,3 +108,25 @@ def test_with_rusage_completes_the_launchers_own_line():
     assert with_rusage(cgroup, 0, reaped)["peak_rss"] == 9 * MB  # the tree's sum wins
     assert with_rusage(None, -9, None) == {"exit": 137}  # killed without a word
     assert with_rusage(None, -15, reaped)["exit"] == 143
+
+
+def test_admission_runs_at_most_limit_in_the_order_they_stopped(monkeypatch):
+    from drypipe.executors import reaper
+    sent = []
+    monkeypatch.setattr(reaper.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    gate = reaper.Admission(2)
+    for pid in (11, 12, 13, 14):
+        gate.stopped(pid)
+    assert sent == [(11, signal.SIGCONT), (12, signal.SIGCONT)] and list(gate.queue) == [13, 14]
+    gate.exited(14)  # killed while it waited: it frees no slot
+    gate.exited(11)
+    assert sent[-1] == (13, signal.SIGCONT) and not gate.queue and gate.admitted == {12, 13}
+    gate.stopped(15)
+    gate.continued(15)  # `task kill` continued it (after its SIGTERM): it holds a slot until it exits
+    gate.stopped(16)
+    assert gate.admitted == {12, 13, 15} and list(gate.queue) == [16]
+    gate.exited(15)
+    gate.exited(12)
+    assert sent[-1] == (16, signal.SIGCONT) and gate.admitted == {13, 16}
+    gate.stopped(13)  # stopped by someone else once admitted: not continued
+    assert sent[-1] == (16, signal.SIGCONT)

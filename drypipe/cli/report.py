@@ -63,7 +63,7 @@ class ConsoleReporter:
         self._last = nowt
         if summary is None:
             self._sync(orch)
-            summary = self.tracker.summary(orch.local.running + orch.slurm.running + orch.remote.running)
+            summary = self.tracker.summary(orch.local.running_now + orch.slurm.running + orch.remote.running)
         text = run_line(summary, nowt - self.t0)
         if text == self._last_text and not force:
             return

@@ -105,7 +105,9 @@ class LocalExecutor(Executor):
 
     def capacity(self, want: int | None = None) -> int:
         """How many tasks may be launched now (at most want); with a pool, they are reserved."""
-        own = self.max_parallel - self.running
+        if self._spawner is None and self.pool is None:
+            self._new_spawner()  # (whether its reaper admits launchers decides the number)
+        own = self.max_parallel + self.queued_max - self.running
         if self.pool is None:
             return own
         return self.pool.reserve(self, self.running, own if want is None else min(own, want))
@@ -118,6 +120,19 @@ class LocalExecutor(Executor):
                 os.write(fds[1], b"w")
             except (BlockingIOError, OSError):
                 pass  # already woken (pipe full), or closed
+
+    @property
+    def queued_max(self) -> int:
+        """Launched tasks that may wait for a slot at the reaper, beside the running ones: as
+        many as -j when the reaper admits them (executors/reaper.py; not under a service's pool,
+        whose slots are shared), else none."""
+        sp = self._spawner
+        return self.max_parallel if sp is not None and sp.admit == self.max_parallel else 0
+
+    @property
+    def running_now(self) -> int:
+        """Tasks running, those waiting for a slot at the reaper not counted (progress display)."""
+        return min(self.running, self.max_parallel) if self.queued_max else self.running
 
     @property
     def running(self) -> int:
@@ -134,8 +149,8 @@ class LocalExecutor(Executor):
         lines = [(script, step) for _, script, step in items]
         if any("\t" in s or "\n" in s for s, _ in lines):  # keys cannot have them; instance dirs might
             raise ValueError("the instance directory path may not contain tabs or newlines")
-        if self._spawner is None:
-            self._new_spawner()
+        if self._spawner is None or self._spawner.admit not in (0, self._admit()):
+            self._new_spawner()  # (-j changed: the old reaper admits what it was given)
         try:
             pids = self._spawner.spawn_many(lines, meanwhile)
         except (BrokenPipeError, EOFError):  # the spawner died (killed by hand?): start another
@@ -154,11 +169,15 @@ class LocalExecutor(Executor):
     def _new_spawner(self) -> None:
         if self._spawner is not None:
             self._spawner.close()
-        self._spawner = Spawner(self.runtime, watcher=None if self.detached else os.getpid())
+        self._spawner = Spawner(self.runtime, watcher=None if self.detached else os.getpid(),
+                                admit=self._admit())
         fd = self._spawner.reports
         if fd is not None:
             self._reports[fd] = b""
             self._sel.register(fd, selectors.EVENT_READ)
+
+    def _admit(self) -> int:
+        return 0 if self.pool is not None else self.max_parallel
 
     def _read_reports(self, fd: int) -> list[Ended]:
         """The launchers a reaper reaped (lines `pid exit maxrss-KiB utime stime rchar wchar
@@ -194,6 +213,7 @@ class LocalExecutor(Executor):
             for pid, (key, r) in list(self._mine.items()):
                 if r == fd:
                     del self._mine[pid]
+                    _resume(pid)  # a launcher waiting for its reaper to admit it runs now
                     if not self._watch(key, pid):
                         ended.append(Ended(key, None))
         return ended
@@ -229,7 +249,11 @@ class LocalExecutor(Executor):
         self._mine.clear()
 
     def attach(self, key: str, job_id: str, task_dir: str) -> bool:
+        """Watch a launcher of an earlier orchestrator; one still waiting to be admitted by its
+        reaper (which may be gone, killed with the orchestrator) is let run now."""
         pid = int(job_id)
+        if _is_stopped(pid):
+            _resume(pid)
         if self.watcher == "poll":
             # open first, check after: the fd then pins the process is_launcher_alive vetted
             fd = self._open_stat(pid)
@@ -362,14 +386,31 @@ class LocalExecutor(Executor):
 
 
 def _terminate(pid: int) -> None:
-    """SIGTERM to a launcher's process group (its steps and what they started)."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+    """SIGTERM to a launcher's process group (its steps and what they started), then SIGCONT:
+    a launcher waiting for its reaper to admit it is stopped, and would not see the SIGTERM."""
+    for sig in (signal.SIGTERM, signal.SIGCONT):
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _resume(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _is_stopped(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
 
 
 def _proc_table(runtime: str) -> list[tuple[int, int, int, str | None]]:

@@ -1,5 +1,5 @@
 """The reaper: the parent of a local executor's task launchers, run as a script of its own
-(`python -I -S reaper.py RUNTIME FD SPAWNER`), never imported by the orchestrator.
+(`python -I -S reaper.py RUNTIME FD SPAWNER [LIMIT]`), never imported by the orchestrator.
 
 It makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), then forks the bash spawner
 in a session of its own. The spawner double-forks each launcher (the intermediate subshell exits
@@ -20,14 +20,22 @@ threads. This process has no other children: it reaps everything, and exits when
 left (the spawner gone, the last launcher reaped). If the orchestrator dies, it goes on reaping;
 its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
 
+With LIMIT (the executor's -j), it also decides when each launcher runs (Admission below): the
+executor may then hand the spawner up to twice LIMIT tasks, and a task starts the moment
+another ends, not after the orchestrator has heard of the end, recorded it and launched the
+next (about a millisecond per task, in which the slot stood empty).
+
 First line: `+` when it is the subreaper, `-` when the kernel refused (then it becomes the
 spawner itself, and the executor watches launchers by pidfd or polling as it would anyway)."""
+import collections
 import os
+import signal
 import sys
 
 
 def main() -> None:
     runtime, out, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    limit = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # launchers admitted at once; 0: no gate
     argv = ["bash", "--norc", "--noprofile", "-c", script, "drypipe-spawner", runtime]
     try:
         import ctypes
@@ -45,6 +53,8 @@ def main() -> None:
         os.dup2(gate_r, 5)  # not close-on-exec, unlike the pipe's own fds
         os.setsid()
         os.environ["DRYPIPE_SPAWNER_GATE"] = "5"
+        if limit:
+            os.environ["DRYPIPE_ADMIT"] = "1"  # launchers stop, for this process to admit them
         os.execvp("bash", argv)
     os.close(gate_r)
     os.close(gate_w)  # nobody holds a writer: only the spawner's batch subshells open one
@@ -57,11 +67,25 @@ def main() -> None:
         os.write(out, b"+\n")
     except OSError:
         write = False
+    gate = Admission(limit)
+    flags = os.WEXITED | os.WNOWAIT | (os.WSTOPPED | os.WCONTINUED if limit else 0)
     while True:
         try:
-            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            exited = os.waitid(os.P_ALL, 0, flags)
         except ChildProcessError:
             return
+        if exited is not None and exited.si_code in (os.CLD_STOPPED, os.CLD_CONTINUED):
+            try:  # consume the notification (WNOWAIT kept it)
+                os.waitid(os.P_PID, exited.si_pid, os.WSTOPPED | os.WCONTINUED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if exited.si_code == os.CLD_CONTINUED:
+                gate.continued(exited.si_pid)
+            elif exited.si_status == signal.SIGSTOP and _leads_its_group(exited.si_pid):
+                gate.stopped(exited.si_pid)
+            continue
+        if exited is not None and limit:
+            gate.exited(exited.si_pid)
         io = b"- - - -"
         if exited is not None and exited.si_pid != spawner and write:
             io = read_io(exited.si_pid)
@@ -76,6 +100,55 @@ def main() -> None:
                                                        ru.ru_utime, ru.ru_stime, io))
         except OSError:  # the executor is gone (closed, or its process died): just reap
             write = False
+
+
+class Admission:
+    """Which stopped launchers run: at most `limit` at once, in the order they stopped.
+
+    A launcher stops itself (SIGSTOP) when it is ready to run its task (its script read, its
+    dir entered); the kernel tells its parent, this process. It is admitted (SIGCONT) at once
+    if fewer than `limit` admitted launchers are alive, else when one of those exits. One that
+    someone else continued (a `task kill` sends SIGCONT after SIGTERM) counts as admitted."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.admitted: set[int] = set()
+        self.queue: collections.deque[int] = collections.deque()
+
+    def stopped(self, pid: int) -> None:
+        if pid in self.admitted or pid in self.queue:
+            return  # stopped again (by someone else): not ours to continue
+        self.queue.append(pid)
+        self._admit()
+
+    def continued(self, pid: int) -> None:
+        if pid in self.queue:
+            self.queue.remove(pid)
+            self.admitted.add(pid)
+
+    def exited(self, pid: int) -> None:
+        if pid in self.admitted:
+            self.admitted.discard(pid)
+            self._admit()
+        elif pid in self.queue:
+            self.queue.remove(pid)
+
+    def _admit(self) -> None:
+        while self.queue and len(self.admitted) < self.limit:
+            pid = self.queue.popleft()
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                continue
+            self.admitted.add(pid)
+
+
+def _leads_its_group(pid: int) -> bool:
+    """A launcher leads its process group; an orphan of a user's step re-parented here does not."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
 
 
 IO_FIELDS = (b"rchar", b"wchar", b"read_bytes", b"write_bytes")

@@ -21,6 +21,7 @@ SPAWNER = r"""set -m
 # removes their dirs and spent cgroups (runtime: __drypipe_state, __drypipe_run, __drypipe_usage)
 __drypipe_watched=${DRYPIPE_WATCHER:-}; unset DRYPIPE_WATCHER
 __drypipe_gate=${DRYPIPE_SPAWNER_GATE:-}; unset DRYPIPE_SPAWNER_GATE  # set by the reaper
+__drypipe_admit=${DRYPIPE_ADMIT:-}; unset DRYPIPE_ADMIT  # launchers wait to be admitted (the reaper's)
 # A batch: lines `script<TAB>step`, then an empty line.
 if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's children, it reaps them
   while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
@@ -41,6 +42,7 @@ fi
 while :; do
   ( set -m
     IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 1
+    [[ -n $__drypipe_admit ]] && __drypipe_admit=$BASHPID  # the launchers' first parent
     exec 6>"/proc/$BASHPID/fd/5"
     while [[ -n $__drypipe_script ]]; do
       ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
@@ -71,8 +73,10 @@ class Spawner:
     would not make it a subreaper (or DRYPIPE_REAPER=0): then nobody reports, launchers are
     watched like re-attached ones."""
 
-    def __init__(self, runtime: str, watcher: int | None = None):
+    def __init__(self, runtime: str, watcher: int | None = None, admit: int = 0):
+        """admit: how many launchers its reaper lets run at once (0: all; executors/reaper.py)."""
         self.reports: int | None = None
+        self.admit = 0
         env = dict(os.environ)
         env.pop("DRYPIPE_WATCHER", None)
         if watcher is not None:  # that process mirrors the launchers' states to their state files
@@ -84,7 +88,7 @@ class Spawner:
             return
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-S", REAPER, runtime, str(w), SPAWNER],
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", REAPER, runtime, str(w), SPAWNER, str(admit)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          start_new_session=True, close_fds=True, pass_fds=(w,), env=env)
         finally:
@@ -93,6 +97,7 @@ class Spawner:
         if first == b"+\n":
             os.set_blocking(r, False)
             self.reports = r
+            self.admit = admit
         else:
             os.close(r)
 

@@ -192,12 +192,35 @@ __drypipe_pid() {
   [[ -n $pid ]] && echo "$pid"
 }
 
+# A launcher forked by the spawner of a reaper that admits them (executors/reaper.py) stops
+# itself (SIGSTOP: the one stop signal that works in a process group with no parent in its
+# session) and runs on when the reaper sends SIGCONT, with one of the -j slots. It stops only
+# once re-parented to the reaper ($PPID, the spawner's parent): were its first parent, the
+# batch subshell, to exit while it is stopped, the kernel would send it SIGHUP and SIGCONT (an
+# orphaned process group with a stopped member). If the reaper is gone, it does not stop.
+__drypipe_wait_admission() {  # start-step
+  local __drypipe_l __drypipe_f
+  while :; do
+    { read -r __drypipe_l < "/proc/$BASHPID/stat"; } 2>/dev/null || return 0
+    __drypipe_f=(${__drypipe_l##*) })
+    [[ ${__drypipe_f[1]} == "$__drypipe_admit" ]] || break  # the batch subshell: not yet
+  done
+  [[ ${__drypipe_f[1]} == "$PPID" ]] || return 0
+  __drypipe_log "queued pid=$BASHPID"  # (for `task kill`: it is this launcher's)
+  __drypipe_step=$1
+  trap __drypipe_on_signal TERM INT  # killed while it waits: it says so (else it would be relaunched)
+  trap '' HUP
+  kill -STOP "$BASHPID"
+  trap - HUP
+}
+
 # Functions called around user steps use only __drypipe-prefixed names: bash scoping is
 # dynamic, so a plain `local n` here would shadow a task input or output named n.
 __drypipe_run() {
   local __drypipe_start=${1:-0} __drypipe_rc
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
+  [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
   __drypipe_cg_join
   # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
@@ -297,7 +320,8 @@ case ${1:-run} in
       exec scancel "$__drypipe_job"
     fi
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded (never started?)" >&2; exit 1; }
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" ;;
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" || exit
+    kill -CONT -- "-$pid" 2>/dev/null || kill -CONT "$pid" 2>/dev/null || : ;;  # (one waiting for a slot is stopped)
   tail) exec tail -n 50 -F "$__task_dir/out.log" "$__task_dir/drypipe.log" ;;
   ps)  # the launcher's process group: the launcher, its steps and what they started
     pid=$(__drypipe_pid) || { echo "task $__task_key: no pid recorded" >&2; exit 1; }
