@@ -130,3 +130,17 @@ def test_admission_runs_at_most_limit_in_the_order_they_stopped(monkeypatch):
     assert sent[-1] == (16, signal.SIGCONT) and gate.admitted == {13, 16}
     gate.stopped(13)  # stopped by someone else once admitted: not continued
     assert sent[-1] == (16, signal.SIGCONT)
+
+
+def test_admission_counts_the_launchers_that_run_at_once(monkeypatch):
+    """A launcher forked while a slot was free runs at once (the spawner says `pid 0`): it holds
+    its slot like an admitted one."""
+    from drypipe.executors import reaper
+    sent = []
+    monkeypatch.setattr(reaper.os, "kill", lambda pid, sig: sent.append(pid))
+    gate = reaper.Admission(2)
+    assert gate.told(b"21 0\n22 0\n23 1\n24") == b"24"  # (a partial line is kept for later)
+    gate.stopped(23)
+    assert sent == [] and list(gate.queue) == [23]
+    gate.exited(21)
+    assert sent == [23] and gate.admitted == {22, 23}

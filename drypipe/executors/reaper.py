@@ -21,9 +21,9 @@ left (the spawner gone, the last launcher reaped). If the orchestrator dies, it 
 its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
 
 With LIMIT (the executor's -j), it also decides when each launcher runs (Admission below): the
-executor may then hand the spawner up to twice LIMIT tasks, and a task starts the moment
-another ends, not after the orchestrator has heard of the end, recorded it and launched the
-next (about a millisecond per task, in which the slot stood empty).
+executor may then hand the spawner up to twice LIMIT tasks, and a task launched while every
+slot was taken starts the moment another ends, not after the orchestrator has heard of the end,
+recorded it and launched the next (about a millisecond per task, in which the slot stood empty).
 
 First line: `+` when it is the subreaper, `-` when the kernel refused (then it becomes the
 spawner itself, and the executor watches launchers by pidfd or polling as it would anyway)."""
@@ -47,10 +47,12 @@ def main() -> None:
         os.close(out)
         os.execvp("bash", argv)
     gate_r, gate_w = os.pipe()  # the launchers' gate: its read end is the spawner's fd 5
+    told_r, told_w = os.pipe()  # the spawner's fd 7: `pid queued` of each launcher it forks
     spawner = os.fork()
     if spawner == 0:
         os.close(out)
         os.dup2(gate_r, 5)  # not close-on-exec, unlike the pipe's own fds
+        os.dup2(told_w, 7)
         os.setsid()
         os.environ["DRYPIPE_SPAWNER_GATE"] = "5"
         if limit:
@@ -58,6 +60,8 @@ def main() -> None:
         os.execvp("bash", argv)
     os.close(gate_r)
     os.close(gate_w)  # nobody holds a writer: only the spawner's batch subshells open one
+    os.close(told_w)
+    os.set_blocking(told_r, False)
     devnull = os.open(os.devnull, os.O_RDWR)  # the spawner's pipes are the spawner's alone
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -69,11 +73,14 @@ def main() -> None:
         write = False
     gate = Admission(limit)
     flags = os.WEXITED | os.WNOWAIT | (os.WSTOPPED | os.WCONTINUED if limit else 0)
+    told = b""
     while True:
         try:
             exited = os.waitid(os.P_ALL, 0, flags)
         except ChildProcessError:
             return
+        if limit:  # the launchers forked since: before their stops and exits are counted
+            told = gate.told(told + _read_all(told_r))
         if exited is not None and exited.si_code in (os.CLD_STOPPED, os.CLD_CONTINUED):
             try:  # consume the notification (WNOWAIT kept it)
                 os.waitid(os.P_PID, exited.si_pid, os.WSTOPPED | os.WCONTINUED | os.WNOHANG)
@@ -115,6 +122,16 @@ class Admission:
         self.admitted: set[int] = set()
         self.queue: collections.deque[int] = collections.deque()
 
+    def told(self, data: bytes) -> bytes:
+        """Lines `pid queued` from the spawner: a launcher that does not wait for a slot takes
+        one at once. Returns what follows the last whole line."""
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            pid, _, queued = line.partition(b" ")
+            if queued == b"0":
+                self.admitted.add(int(pid))
+        return rest
+
     def stopped(self, pid: int) -> None:
         if pid in self.admitted or pid in self.queue:
             return  # stopped again (by someone else): not ours to continue
@@ -141,6 +158,16 @@ class Admission:
             except ProcessLookupError:
                 continue
             self.admitted.add(pid)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)
 
 
 def _leads_its_group(pid: int) -> bool:

@@ -22,9 +22,9 @@ SPAWNER = r"""set -m
 __drypipe_watched=${DRYPIPE_WATCHER:-}; unset DRYPIPE_WATCHER
 __drypipe_gate=${DRYPIPE_SPAWNER_GATE:-}; unset DRYPIPE_SPAWNER_GATE  # set by the reaper
 __drypipe_admit=${DRYPIPE_ADMIT:-}; unset DRYPIPE_ADMIT  # launchers wait to be admitted (the reaper's)
-# A batch: lines `script<TAB>step`, then an empty line.
+# A batch: lines `script<TAB>step<TAB>queued`, then an empty line.
 if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's children, it reaps them
-  while IFS=$'\t' read -r __drypipe_script __drypipe_start; do
+  while IFS=$'\t' read -r __drypipe_script __drypipe_start __drypipe_q; do
     [[ -n $__drypipe_script ]] || continue
     ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
     echo "$!"
@@ -39,17 +39,23 @@ fi
 # exiting: it can no longer reap the launcher) before running its task. The subshell is a
 # plain command, not a loop's condition nor a side of || or &&: there, bash would ignore
 # `set -e` in everything it starts, the tasks' steps included.
+# With admission (the reaper's: DRYPIPE_ADMIT), a batch line has a third field, 1 for a task
+# launched while every -j slot is taken: its launcher stops until the reaper admits it. Each
+# launcher's pid and that field go to the reaper on fd 7 as it is forked, so the reaper counts
+# the ones that run at once too.
 while :; do
   ( set -m
-    IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 1
+    IFS=$'\t' read -r __drypipe_script __drypipe_start __drypipe_q || exit 1
     [[ -n $__drypipe_admit ]] && __drypipe_admit=$BASHPID  # the launchers' first parent
     exec 6>"/proc/$BASHPID/fd/5"
     while [[ -n $__drypipe_script ]]; do
-      ( set +m; exec </dev/null >/dev/null 2>&1 6>&-
+      ( set +m; exec </dev/null >/dev/null 2>&1 6>&- 7>&-
+        [[ $__drypipe_q == 1 ]] || __drypipe_admit=
         read -r -u 5 __drypipe_script_; exec 5<&-
         . "$__drypipe_script" run "$__drypipe_start" ) &
       echo "$!"
-      IFS=$'\t' read -r __drypipe_script __drypipe_start || exit 0
+      [[ -n $__drypipe_admit ]] && echo "$! ${__drypipe_q:-0}" >&7
+      IFS=$'\t' read -r __drypipe_script __drypipe_start __drypipe_q || exit 0
     done )
   [[ $? == 0 ]] || break
 done
@@ -101,10 +107,13 @@ class Spawner:
         else:
             os.close(r)
 
-    def spawn_many(self, items: list[tuple[str, int]], meanwhile=None) -> list[int]:
+    def spawn_many(self, items: list[tuple[str, int]], meanwhile=None, queued: int = 0) -> list[int]:
         """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone.
-        meanwhile: called while the spawner forks, before its pids are read."""
-        data = "".join(f"{s}\t{n}\n" for s, n in items).encode("utf-8", "surrogateescape") + b"\n"
+        meanwhile: called while the spawner forks, before its pids are read. queued: how many
+        of the last items wait for a slot (their reaper admits them; 0 without admission)."""
+        first = len(items) - queued
+        data = "".join(f"{s}\t{n}\t{int(i >= first)}\n" for i, (s, n) in enumerate(items))
+        data = data.encode("utf-8", "surrogateescape") + b"\n"
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
         if meanwhile is not None:
