@@ -65,25 +65,29 @@ def generate(pipeline: Pipeline, oracle) -> Generation:
     known = oracle.is_known
     last = [None]
 
+    generated, new_keys = dsl.generated, dsl.new_keys
+
     def drain(items):
         for item in items:
-            if isinstance(item, TaskBuilder):
-                item = item()
-            if isinstance(item, Task):
-                prev = dsl.generated.get(item.key)
-                if prev is not None:
-                    if prev is item:
-                        continue
-                    raise InvalidPipeline(f"duplicate task key {item.key!r}")
-                dsl.generated[item.key] = item
-                if not known(item.key):
-                    dsl.new_keys.append(item.key)
-                last[0] = item.key
-            elif isinstance(item, SubPipeline):
-                drain(item.iter_items())
-            else:
-                raise InvalidPipeline(f"the DAG generator yielded {item!r}; yield tasks or sub pipelines"
-                                      + (f" (after task {last[0]!r})" if last[0] else ""))
+            if type(item) is not Task:
+                if isinstance(item, TaskBuilder):
+                    item = item()
+                if isinstance(item, SubPipeline):
+                    drain(item.iter_items())
+                    continue
+                if not isinstance(item, Task):
+                    raise InvalidPipeline(f"the DAG generator yielded {item!r}; yield tasks or sub pipelines"
+                                          + (f" (after task {last[0]!r})" if last[0] else ""))
+            key = item.key
+            prev = generated.get(key)
+            if prev is not None:
+                if prev is item:
+                    continue
+                raise InvalidPipeline(f"duplicate task key {key!r}")
+            generated[key] = item
+            if not known(key):
+                new_keys.append(key)
+            last[0] = key
 
     try:
         items = pipeline.dag_gen(dsl)

@@ -24,10 +24,16 @@ RESERVED_KEYS = frozenset({"orchestrator.lock", "drypipe.log", "instance.log",
 RESERVED_KEY_PREFIXES = ("_", ".", "drypipe.db", "state.")
 
 
+_RESERVED_FIRST = frozenset("dDoOiIsS")  # the first letters of the reserved names and prefixes
+# that KEY_RE lets through (drypipe.db*, state.*, orchestrator.lock, instance.log, service.*)
+
+
 def check_key(key) -> str:
     if not isinstance(key, str) or not KEY_RE.match(key) or ".." in key:
         raise InvalidPipeline(
             f"invalid task key {key!r}: keys match [A-Za-z0-9][A-Za-z0-9._-]* with no '..'")
+    if key[0] not in _RESERVED_FIRST:
+        return key
     low = key.lower()
     if low in RESERVED_KEYS or low.startswith(RESERVED_KEY_PREFIXES):
         raise InvalidPipeline(
@@ -179,6 +185,16 @@ class TaskBuilder:
         if name in names:
             raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
         names.add(name)
+        t = type(v)
+        if t is int or t is str:  # the most common case first (100k-task DAGs)
+            self._inputs.append({"name": name, "kind": "value", "type": "int" if t is int else "str",
+                                 "value": str(v)})
+            return
+        if t is OutputRef and v.decl["kind"] == "file":  # the next most common
+            up = v.task.key
+            self._upstream.add(up)
+            self._inputs.append({"name": name, "kind": "file", "path": f"output/{up}/{v.decl['path']}", "task": up})
+            return
         if isinstance(v, Val):
             v = v.value
             if isinstance(v, OutputRef):
@@ -219,6 +235,9 @@ class TaskBuilder:
                 _check_name(key, "output", name)
             if name in self._outputs or name in self._input_names:
                 raise InvalidPipeline(f"task {key!r}: output {name!r} is declared twice")
+            if type(v) is File and "/" not in v.name and v.name != "..":  # the common case first
+                self._outputs[name] = {"kind": "file", "path": v.name}
+                continue
             if isinstance(v, Var):
                 v = v.type
             if isinstance(v, type):

@@ -2,13 +2,13 @@
 and the parser of the `output-vars` file that steps append to."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 from functools import lru_cache
 
 from ..conf import TaskConf
+from ..jsontext import dumps
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -263,7 +263,7 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
     return "\n".join(head)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode  # (trees: no cycles)
+_ENCODE = dumps
 
 
 def render_task_conf(key: str, spec: dict, conf: TaskConf) -> str:

@@ -2,11 +2,11 @@
 changes of each scheduling round in one transaction (the orchestrator is the only writer)."""
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
 from ..errors import InstanceError
+from ..jsontext import dumps  # noqa: F401  (the specs' JSON text: callers take it from here)
 from . import sql
 from .db import set_pragmas
 
@@ -244,6 +244,3 @@ class Store:
 def now() -> float:
     return time.time()
 
-
-# specs are trees the DSL built (no cycles to check for: 16% of the encoding of a 100k-task DAG)
-dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
