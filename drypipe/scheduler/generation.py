@@ -37,13 +37,14 @@ def _generate(orch) -> list[Node]:
     scripts_checked: set[str] = set()
     nodes = graph.nodes
     done = []  # completed tasks yielded again: are they out of date?
+    same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
     for key, task in gen.tasks.items():
         known = nodes.get(key)
         if known is not None:
             if known.state == S.COMPLETED:
                 done.append((known, task))
             elif known.state not in S.ACTIVE:
-                update_definition(orch, known, task)
+                update_definition(orch, known, task, same_conf)
             continue
         for s in task.steps:
             if s["kind"] == "script" and s["path"] not in scripts_checked:
@@ -88,15 +89,23 @@ def _generate(orch) -> list[Node]:
     return new
 
 
-def update_definition(orch, n: Node, task) -> None:
+def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> None:
     """A task not run (or failed) whose definition changed in the generator: take the new one
     (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
-    executer type included."""
+    executer type included. same_conf: a cache of TaskConf comparisons, for one generation."""
     spec = task.spec()
     text = dumps(spec)
     # the same text as recorded needs no parse of the recorded spec (100k tasks prepared again)
-    if (text == n.spec_json or spec == n.spec) and task.conf == n.conf:
-        return
+    if text == n.spec_json or spec == n.spec:
+        if same_conf is None:
+            same = task.conf == n.conf
+        else:
+            ck = (id(task.conf), n.conf_id)
+            same = same_conf.get(ck)
+            if same is None:
+                same = same_conf[ck] = task.conf == n.conf
+        if same:
+            return
     if {i.get("task") for i in spec["inputs"]} != {i.get("task") for i in n.spec["inputs"]}:
         log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
                     "recorded definition", n.key)
