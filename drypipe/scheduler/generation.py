@@ -111,6 +111,7 @@ def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> Non
                     "recorded definition", n.key)
         return
     n.spec = spec
+    orch.materializer.forget(n.key)  # (a task dir written ahead holds the old definition)
     if task.conf != n.conf:
         check_supported(n.key, task.conf)
         n.conf, n.conf_id = task.conf, orch.store.conf_id(task.conf.to_json_key())

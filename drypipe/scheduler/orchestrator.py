@@ -220,6 +220,7 @@ class Orchestrator:
         finally:
             self.local.shutdown(kill=False)
             self.remove_spent()
+            self.unmake_premade()
             self.store.flush()
             self.store.close()
         result = RunResult(self.graph, held, unsatisfied_waits(self), self.unreachable, self.generator_error,
@@ -355,6 +356,30 @@ class Orchestrator:
             n.start_step = 0
             self.store.touch(n)
             attempts.set_native_id(self, n)
+        if not self.dry_run:
+            self.premake_next([n for n, _ in batch])
+
+    def unmake_premade(self) -> None:
+        """The task dirs written ahead of tasks that were not launched after all (an upstream
+        failed, or the run stopped): removed, as if never written."""
+        nodes = self.graph.nodes
+        self.materializer.unmake([k for k in self.materializer.premade
+                                  if nodes[k].state == S.WAITING and nodes[k].launched_at is None])
+
+    def premake_next(self, launched: list[Node]) -> None:
+        """While the tasks just launched run: write ahead the task dirs of the local tasks that
+        wait for nothing else (materialize.py, premake), at most 2 x -j of them."""
+        budget = 2 * self.local.max_parallel
+        for n in launched:
+            for d in n.downstream:
+                if budget <= 0:
+                    return
+                if d.state == S.WAITING and d.pending == 1 and d.executer_type != "slurm" and not d.conf.is_remote:
+                    budget -= 1
+                    try:
+                        self.materializer.premake(d)
+                    except OSError:
+                        self.materializer.forget(d.key)  # (its launch writes it all, or says why not)
 
     def interrupt(self) -> None:
         """Ctrl-C: stop the local tasks and record how they ended."""
@@ -378,6 +403,7 @@ class Orchestrator:
         """Release the instance (its lock and DB connections); also what a failed __init__ opened."""
         if hasattr(self, "spent_scratch"):
             self.remove_spent()  # whatever ingested the last endings (run, run_tasks, load)
+            self.unmake_premade()
         for part in ("local", "remote", "store"):
             if hasattr(self, part):
                 getattr(self, part).close()
