@@ -253,8 +253,6 @@ class LocalExecutor(Executor):
         """Watch a launcher of an earlier orchestrator; one still waiting to be admitted by its
         reaper (which may be gone, killed with the orchestrator) is let run now."""
         pid = int(job_id)
-        if _is_stopped(pid):
-            _resume(pid)
         if self.watcher == "poll":
             # open first, check after: the fd then pins the process is_launcher_alive vetted
             fd = self._open_stat(pid)
@@ -263,11 +261,13 @@ class LocalExecutor(Executor):
             if not is_launcher_alive(pid, task_dir) or not _stat_alive(fd):
                 os.close(fd)
                 return False
+            _resume_if_stopped(pid)
             self._polled[fd] = (key, pid)
             self._poll_since = time.monotonic()
             return True
         if not is_launcher_alive(pid, task_dir):
             return False
+        _resume_if_stopped(pid)  # (vetted: not a recycled pid)
         return self._watch(key, pid)
 
     def _watch(self, key, pid) -> bool:
@@ -406,12 +406,14 @@ def _resume(pid: int) -> None:
         pass
 
 
-def _is_stopped(pid: int) -> bool:
+def _resume_if_stopped(pid: int) -> None:
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            stopped = f.read().rsplit(")", 1)[1].split()[0] == "T"
     except (OSError, IndexError):
-        return False
+        return
+    if stopped:
+        _resume(pid)
 
 
 def _proc_table(runtime: str) -> list[tuple[int, int, int, str | None]]:
