@@ -4,7 +4,7 @@ import json
 import random
 
 from drypipe.scheduler.graph import Node, upstream_keys
-from drypipe.state.store import dumps
+from drypipe.jsontext import dumps
 
 TRICKY = ['"task":"x"', 'a\\"task\\":\\"y', '"task"', "task", '{"task":"z"}', "", "\n\t\\", "s-1"]
 

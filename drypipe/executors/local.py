@@ -153,10 +153,10 @@ class LocalExecutor(Executor):
             self._new_spawner()  # (-j changed: the old reaper admits what it was given)
         queued = max(0, len(lines) - max(0, self.max_parallel - self.running))  # (they wait for a slot)
         try:
-            pids = self._spawner.spawn_many(lines, meanwhile, queued if self._spawner.admit else 0)
+            pids = self._spawner.spawn_many(lines, meanwhile, queued)
         except (BrokenPipeError, EOFError):  # the spawner died (killed by hand?): start another
             self._new_spawner()
-            pids = self._spawner.spawn_many(lines, meanwhile, queued if self._spawner.admit else 0)
+            pids = self._spawner.spawn_many(lines, meanwhile, queued)
         reports = self._spawner.reports
         for (key, _, _), pid in zip(items, pids):
             if not self.detached:

@@ -110,8 +110,8 @@ class Spawner:
     def spawn_many(self, items: list[tuple[str, int]], meanwhile=None, queued: int = 0) -> list[int]:
         """Start the tasks; raises BrokenPipeError or EOFError when the spawner is gone.
         meanwhile: called while the spawner forks, before its pids are read. queued: how many
-        of the last items wait for a slot (their reaper admits them; 0 without admission)."""
-        first = len(items) - queued
+        of the last items wait for a slot (their reaper admits them; ignored without admission)."""
+        first = len(items) - (queued if self.admit else 0)
         data = "".join(f"{s}\t{n}\t{int(i >= first)}\n" for i, (s, n) in enumerate(items))
         data = data.encode("utf-8", "surrogateescape") + b"\n"
         self.proc.stdin.write(data)

@@ -263,12 +263,9 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
     return "\n".join(head)
 
 
-_ENCODE = dumps
-
-
 def render_task_conf(key: str, spec: dict, conf: TaskConf) -> str:
     """task-conf.json: the task's key, TaskConf and spec (read by python steps)."""
-    return f'{{"key":{_ENCODE(key)},"conf":{conf.to_json_key()},"spec":{_ENCODE(spec)}}}\n'
+    return f'{{"key":{dumps(key)},"conf":{conf.to_json_key()},"spec":{dumps(spec)}}}\n'
 
 
 def parse_output_vars(data: bytes) -> dict[str, str]:

@@ -217,7 +217,7 @@ __drypipe_wait_admission() {  # start-step
 # Functions called around user steps use only __drypipe-prefixed names: bash scoping is
 # dynamic, so a plain `local n` here would shadow a task input or output named n.
 __drypipe_run() {
-  local __drypipe_start=${1:-0} __drypipe_rc
+  local __drypipe_start=${1:-0}
   exec 2>>"$__task_dir/drypipe.log" </dev/null
   __drypipe_logging=1
   [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"

@@ -12,7 +12,8 @@ from ..conf import TaskConf
 from ..dsl.pipeline import generate
 from ..errors import InvalidPipeline
 from ..state import states as S
-from ..state.store import dumps, now
+from ..jsontext import dumps
+from ..state.store import now
 from . import changes
 from .graph import Node
 

@@ -14,7 +14,7 @@ from ..state import states as S
 
 # An upstream reference in a task's spec JSON: the "task" member of one of its inputs (keys match
 # [A-Za-z0-9._-]+, never escaped; no other member of a spec is named "task" with a string value)
-_COMPACT = '"task":"'  # as store.dumps writes it
+_COMPACT = '"task":"'  # as jsontext.dumps writes it
 _UPSTREAM_KEY = re.compile(r'(?<!\\)"task"\s*:\s*"([^"\\]+)"')  # any spacing (older DBs)
 
 

@@ -6,7 +6,6 @@ import sqlite3
 import time
 
 from ..errors import InstanceError
-from ..jsontext import dumps  # noqa: F401  (the specs' JSON text: callers take it from here)
 from . import sql
 from .db import set_pragmas
 
