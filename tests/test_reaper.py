@@ -132,6 +132,27 @@ def test_admission_runs_at_most_limit_in_the_order_they_stopped(monkeypatch):
     assert sent[-1] == (16, signal.SIGCONT)
 
 
+def test_admission_follows_the_launch_order_not_the_stop_order(monkeypatch):
+    """Launchers stop in whatever order the scheduler lets them get there: a slot goes to the
+    first one launched that waits, held for it until it stops if it has not yet."""
+    from drypipe.executors import reaper
+    sent = []
+    monkeypatch.setattr(reaper.os, "kill", lambda pid, sig: sent.append(pid))
+    gate = reaper.Admission(1)
+    gate.told(b"31 0\n32 1\n33 1\n34 1\n")
+    gate.stopped(34)
+    gate.stopped(33)
+    gate.exited(31)
+    assert sent == [] and gate.admitted == {32}  # 32, launched first, has the slot...
+    gate.stopped(32)
+    assert sent == [32]  # ...and runs the moment it stops
+    gate.exited(32)
+    assert sent == [32, 33] and list(gate.queue) == [34]
+    gate.exited(34)  # killed while it waited
+    gate.exited(33)
+    assert sent == [32, 33] and not gate.admitted and not gate.queue
+
+
 def test_admission_counts_the_launchers_that_run_at_once(monkeypatch):
     """A launcher forked while a slot was free runs at once (the spawner says `pid 0`): it holds
     its slot like an admitted one."""

@@ -108,6 +108,8 @@ class LocalExecutor(Executor):
         if self._spawner is None and self.pool is None:
             self._new_spawner()  # (whether its reaper admits launchers decides the number)
         own = self.max_parallel + self.queued_max - self.running
+        if self.queued_max and self.running >= self.max_parallel and own < min(want or 1, 2 * self.max_parallel):
+            own = 0  # every slot taken: launch once 2 x -j can go, in one batch (one fork of the spawner)
         if self.pool is None:
             return own
         return self.pool.reserve(self, self.running, own if want is None else min(own, want))
@@ -123,11 +125,12 @@ class LocalExecutor(Executor):
 
     @property
     def queued_max(self) -> int:
-        """Launched tasks that may wait for a slot at the reaper, beside the running ones: as
-        many as -j when the reaper admits them (executors/reaper.py; not under a service's pool,
-        whose slots are shared), else none."""
+        """Launched tasks that may wait for a slot at the reaper, beside the running ones: 4 x -j
+        when the reaper admits them (executors/reaper.py; not under a service's pool, whose slots
+        are shared), else none. Deep enough that launches can go in batches of 2 x -j (capacity):
+        a batch costs the spawner one fork of its own, besides its launchers'."""
         sp = self._spawner
-        return self.max_parallel if sp is not None and sp.admit == self.max_parallel else 0
+        return 4 * self.max_parallel if sp is not None and sp.admit == self.max_parallel else 0
 
     @property
     def running_now(self) -> int:

@@ -21,7 +21,7 @@ left (the spawner gone, the last launcher reaped). If the orchestrator dies, it 
 its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
 
 With LIMIT (the executor's -j), it also decides when each launcher runs (Admission below): the
-executor may then hand the spawner up to twice LIMIT tasks, and a task launched while every
+executor may then hand the spawner up to five times LIMIT tasks, and a task launched while every
 slot was taken starts the moment another ends, not after the orchestrator has heard of the end,
 recorded it and launched the next (about a millisecond per task, in which the slot stood empty).
 
@@ -110,54 +110,80 @@ def main() -> None:
 
 
 class Admission:
-    """Which stopped launchers run: at most `limit` at once, in the order they stopped.
+    """Which stopped launchers run: at most `limit` at once, in the order they were launched.
 
     A launcher stops itself (SIGSTOP) when it is ready to run its task (its script read, its
-    dir entered); the kernel tells its parent, this process. It is admitted (SIGCONT) at once
-    if fewer than `limit` admitted launchers are alive, else when one of those exits. One that
-    someone else continued (a `task kill` sends SIGCONT after SIGTERM) counts as admitted."""
+    dir entered); the kernel tells its parent, this process. The spawner tells the order it
+    forked them in (`told`). When fewer than `limit` admitted launchers are alive, the first
+    one launched that waits is admitted: continued (SIGCONT) if it has stopped already, else
+    the moment it stops (a slot held for the millisecond it takes to get there; admitting in
+    stop order instead would let a task launched later overtake one that got there second).
+    One that someone else continued (a `task kill` sends SIGCONT after SIGTERM) counts as
+    admitted; one never told of (stopped before its line was read) queues as it stops."""
 
     def __init__(self, limit: int):
         self.limit = limit
         self.admitted: set[int] = set()
-        self.queue: collections.deque[int] = collections.deque()
+        self.queue: collections.deque[int] = collections.deque()  # launched, waiting, in order
+        self.stopped_ones: set[int] = set()  # those of the queue that have stopped
+        self.ahead: set[int] = set()  # admitted before they stopped: continued when they do
 
     def told(self, data: bytes) -> bytes:
-        """Lines `pid queued` from the spawner: a launcher that does not wait for a slot takes
-        one at once. Returns what follows the last whole line."""
+        """Lines `pid queued` from the spawner, in launch order: a launcher that does not wait
+        for a slot takes one at once. Returns what follows the last whole line."""
         *lines, rest = data.split(b"\n")
         for line in lines:
             pid, _, queued = line.partition(b" ")
             if queued == b"0":
                 self.admitted.add(int(pid))
+            elif queued == b"1":
+                self.queue.append(int(pid))
+        if lines:
+            self._admit()
         return rest
 
     def stopped(self, pid: int) -> None:
-        if pid in self.admitted or pid in self.queue:
+        if pid in self.ahead:  # admitted while on its way here
+            self.ahead.discard(pid)
+            self._continue(pid)
+            return
+        if pid in self.admitted or pid in self.stopped_ones:
             return  # stopped again (by someone else): not ours to continue
-        self.queue.append(pid)
+        if pid not in self.queue:
+            self.queue.append(pid)
+        self.stopped_ones.add(pid)
         self._admit()
 
     def continued(self, pid: int) -> None:
         if pid in self.queue:
             self.queue.remove(pid)
+            self.stopped_ones.discard(pid)
             self.admitted.add(pid)
 
     def exited(self, pid: int) -> None:
         if pid in self.admitted:
             self.admitted.discard(pid)
+            self.ahead.discard(pid)
             self._admit()
         elif pid in self.queue:
             self.queue.remove(pid)
+            self.stopped_ones.discard(pid)
 
     def _admit(self) -> None:
         while self.queue and len(self.admitted) < self.limit:
             pid = self.queue.popleft()
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                continue
             self.admitted.add(pid)
+            if pid in self.stopped_ones:
+                self.stopped_ones.discard(pid)
+                self._continue(pid)
+            else:
+                self.ahead.add(pid)
+
+    def _continue(self, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:  # gone: its exit frees the slot when it is reaped
+            pass
 
 
 def _read_all(fd: int) -> bytes:
