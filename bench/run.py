@@ -126,12 +126,19 @@ class Measure:
 
 
 # -- measuring ---------------------------------------------------------------------------------
+def settle() -> None:
+    """Before every timed run, floor or DryPipe: write back what earlier runs left dirty (a 20k-task
+    run leaves ~100 MB of metadata), so that its writeback lands on nobody's clock."""
+    os.sync()
+
+
 def run_child(argv: list[str], env: dict, log_dir: str, name: str,
               timeout: float = CHILD_TIMEOUT_S, tty: bool = False) -> tuple[Measure, str]:
     """Run argv from the repo root; wall time start to exit and peak RSS (os.wait4) of the child.
     With tty, its stderr is a pseudo-terminal (DryPipe's progress display on, as for a user)."""
     out_path, err_path = os.path.join(log_dir, f"{name}.out"), os.path.join(log_dir, f"{name}.err")
     drain = None
+    settle()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         if tty:
@@ -193,6 +200,7 @@ def run_floor(w: Workload, n: int, work: str) -> Measure:
         m.extra["work_seconds"] = report["work_seconds"]
         return m
     fn = floors.run_chain if w.name == "chain" else floors.run_independent
+    settle()
     t0 = time.perf_counter()
     fn(n, out_dir)
     m = Measure(time.perf_counter() - t0)
