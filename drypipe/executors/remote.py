@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -60,7 +58,7 @@ class Connection:
                 raise DryPipeError(f"{label}: unknown host key (not in {self.known_hosts}); add it, or allow "
                                    "new keys with DRYPIPE_SSH_ACCEPT_NEW=1") from e
             raise HostUnreachable(f"{label}: {e}") from e
-        except (OSError, socket.error, EOFError) as e:
+        except (OSError, EOFError) as e:  # (socket.error is OSError)
             raise HostUnreachable(f"{label}: {e}") from e
         except FileNotFoundError as e:
             raise DryPipeError(f"{label}: key file {self.spec.key_file} not found") from e
@@ -161,6 +159,7 @@ class RemoteExecutor(Executor):
     def rsync(self, host: Host, paths: list[str], upload: bool) -> None:
         if not paths:
             return
+        import tempfile  # (here: a local run does not pay its import)
         with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as f:
             f.write("\n".join(paths) + "\n")
             files_from = f.name

@@ -6,13 +6,13 @@ whose launcher could not report: cancelled (killed.N), time limit (timed-out.N),
 or a job that vanished from the queue."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
 import time
 from dataclasses import dataclass
 
+from ..digest import sha1
 from ..errors import DryPipeError
 from ..state import statefile
 from ..state import states as S
@@ -35,7 +35,7 @@ def run_command(argv: list[str], cwd: str | None = None, timeout: float = 300) -
 
 def job_name(instance_dir: str) -> str:
     """All jobs of an instance share this name: one squeue --name sees them all."""
-    return "drypipe-" + hashlib.sha1(os.path.realpath(instance_dir).encode()).hexdigest()[:10]
+    return "drypipe-" + sha1(os.path.realpath(instance_dir).encode()).hexdigest()[:10]
 
 
 @dataclass

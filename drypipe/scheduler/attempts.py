@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 
 from ..state import states as S
 from ..state import sql
@@ -21,7 +20,7 @@ from ..executors.slurm_text import slurm_time_seconds
 from .slurm_tasks import effective_conf
 
 COLUMNS = sql.ATTEMPT_COLUMNS
-_HOST = socket.gethostname()  # what a launcher's usage line says (bash's $HOSTNAME)
+_HOST = os.uname().nodename  # what a launcher's usage line says (bash's $HOSTNAME: gethostname())
 
 
 class Attempt:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 
 from ..errors import DryPipeError
 from ..state import states as S
@@ -76,6 +75,7 @@ def make_ready(orch, items: list[tuple[Node, int]], reset: bool) -> None:
         return
     orch.store.flush()
     for n in cleared:  # the database says reset: the old outputs can go
+        import shutil  # (here: a run that resets nothing does not pay its import)
         shutil.rmtree(output_dir(orch.instance_dir, n.key), ignore_errors=True)
         try:
             os.unlink(os.path.join(task_dir(orch.instance_dir, n.key), "output-vars"))

@@ -135,8 +135,8 @@ def migrate_to(engine: Engine, target: str) -> None:
 
 def _template_path() -> str:
     """A DB built by the migrations, cached per content of the migration scripts."""
-    import hashlib
-    h = hashlib.sha1()
+    from ..digest import sha1
+    h = sha1()
     versions = os.path.join(migrations_dir(), "versions")
     for name in sorted(os.listdir(versions)):
         if name.endswith(".py"):
@@ -147,9 +147,9 @@ def _template_path() -> str:
 
 
 def _build_template(template: str) -> None:
-    import tempfile
     if os.path.exists(template):
         return
+    import tempfile
     os.makedirs(os.path.dirname(template), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(template)) as tmp:
         engine = make_engine(os.path.join(tmp, DB_NAME))
@@ -163,7 +163,6 @@ def _build_template(template: str) -> None:
 def _copy_template(path: str) -> bool:
     """Create a new instance DB by copying the migrations' result instead of running them
     (which imports Alembic: 0.4 s of every new run). False when no template can be had."""
-    import shutil
     try:
         template = _template_path()
         with _MIGRATING:  # one thread builds it, the others wait and copy it
@@ -171,7 +170,8 @@ def _copy_template(path: str) -> bool:
         if current_revision(template) != SCHEMA_REVISION:
             return False
         tmp_path = path + ".new"
-        shutil.copyfile(template, tmp_path)
+        with open(template, "rb") as src, open(tmp_path, "wb") as dst:  # (shutil: 3 ms to import)
+            dst.write(src.read())
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, path)
         return True
