@@ -31,6 +31,10 @@ from .materialize import Materializer, ensure_instance_dir, remove_scratch_dir, 
 
 POLL_RUNNING_EVERY = 2.0
 MIRROR_EVERY = 0.1  # the state files of the local tasks this orchestrator forked lag at most this
+# What a round only observed (ends, started steps, the tasks they made ready) may wait this long
+# for the next round's commit while tasks run: a crash loses none of it (it is in the tasks'
+# logs, ingested again by the next run); a round that launches commits before any spawn.
+COMMIT_EVERY = 0.05
 log = logging.getLogger("drypipe.orchestrator")
 
 
@@ -67,7 +71,8 @@ class Orchestrator:
         if not dry_run:
             self.db_path = db.open_path(self.instance_dir, create=True)
         self.store = Store(self.db_path, dry_run=dry_run)
-        self._mirrors: dict[str, Node] = {}  # state files to write once the next commit is done
+        self._mirrors: dict[str, tuple[Node, str]] = {}  # state files to write after the next commit
+        self._committed_at = 0.0  # (time.monotonic() of the last commit)
         self.store.on_commit = self._mirror_committed
         self.graph = TaskGraph(self.instance_dir)
         self.meta = self.store.load_meta()
@@ -111,30 +116,33 @@ class Orchestrator:
         (where the task has one) is made to say the new state once it is committed, or at once
         for `waiting` (the state before, `ready` or an ending, is what a load repairs)."""
         waiting = event in ("reset", "restart-at-step", "restart", "retry") and n.pending > 0
+        before = n.state_name
         machine.fire(n, event, now() if at is None else at, self._record, step=step, message=message,
                      waiting=waiting)
         if n.state == S.READY and event != "launch-lost":
             self.ready.append(n)  # a stale entry (blocked since) is skipped at launch
         if mirror and not self.dry_run:
             if n.state == S.WAITING:
-                self.mirror(n)
-            else:
-                self._mirrors[n.key] = n
+                self.mirror(n, before)
+            elif n.key not in self._mirrors:
+                self._mirrors[n.key] = (n, before)  # (what its file says now, most likely)
 
     def _mirror_committed(self) -> None:
+        self._committed_at = time.monotonic()
         mirrors, self._mirrors = self._mirrors, {}
-        for n in mirrors.values():
-            self.mirror(n)
+        for n, before in mirrors.values():
+            self.mirror(n, before)
 
     def _record(self, n: Node, state: str, step, at: float) -> None:
         self.store.touch(n)
         self.store.transition(n, state, step, at)
         attempts.record(self, n, state, step, at)
 
-    def mirror(self, n: Node) -> None:
-        """Make the task dir's one state file name n's state (when the task has a dir)."""
+    def mirror(self, n: Node, current: str | None = None) -> None:
+        """Make the task dir's one state file name n's state (when the task has a dir). current:
+        the state its file most likely names (renamed at once; else the dir is scanned)."""
         try:
-            statefile.write(task_dir(self.instance_dir, n.key), n.state_name)
+            statefile.write(task_dir(self.instance_dir, n.key), n.state_name, current)
         except FileNotFoundError:
             pass  # never materialized: the task dir is written at launch
         except OSError as e:  # the DB stays the truth; the next run repairs the file
@@ -279,10 +287,17 @@ class Orchestrator:
             if self.graph.nodes[key].state == S.COMPLETED:
                 remove_scratch_dir(self.instance_dir, key)
 
+    def _may_defer_commit(self) -> bool:
+        """A round that launches nothing, with local tasks running, a commit less than
+        COMMIT_EVERY ago: its changes go with the next round's commit."""
+        return bool(self.local.running) and time.monotonic() - self._committed_at < COMMIT_EVERY
+
     def wait_and_ingest(self) -> None:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         self.remove_spent()
         timeout = MIRROR_EVERY if self.local.launched_here else POLL_RUNNING_EVERY
+        if self.store.has_pending:  # a deferred commit is due by then
+            timeout = min(timeout, max(0.0, self._committed_at + COMMIT_EVERY - time.monotonic()))
         if self.slurm.running:
             timeout = min(timeout, self.slurm.next_poll_in())
         if self.remote.running:
@@ -339,7 +354,8 @@ class Orchestrator:
                 # a remote process, or Slurm on a remote login node; or Slurm here
                 (remote_batch if n.conf.is_remote else slurm_batch).append(n)
         planned = slurm_tasks.plan(self, slurm_batch) if slurm_batch else []
-        self.store.flush()  # the DB says `launched` before the process (or job) exists
+        if batch or slurm_batch or remote_batch or not self._may_defer_commit():
+            self.store.flush()  # the DB says `launched` before the process (or job) exists
         if planned:
             slurm_tasks.submit(self, planned)
         if remote_batch:

@@ -66,4 +66,4 @@ def normalize(task_dir: str, state: str) -> None:
     except FileNotFoundError:
         return
     if found != [state]:
-        write(task_dir, state)
+        write(task_dir, state, found[0] if len(found) == 1 else None)  # (one rename, no second scan)
