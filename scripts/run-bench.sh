@@ -30,7 +30,15 @@ if [[ ${BENCH_INSTALL:-wheel} == editable ]]; then
 fi
 venv=${BENCH_VENV_DIR:-bench/results/wheel-venv}
 venv=$(realpath -m "$venv")
-rm -rf "$venv" && mkdir -p "$venv" || exit 2
+# The previous venv is moved aside and deleted after the measurements: deleting its thousands of
+# files first would slow the inode creations of the first workloads (ext4 skips recently freed
+# inodes for a while), which a DryPipe run does ten per task and its floor one.
+old_venv=
+if [[ -e $venv ]]; then
+  old_venv="$venv.old.$$"
+  mv "$venv" "$old_venv" || exit 2
+fi
+mkdir -p "$venv" || exit 2
 echo "run-bench: building a wheel and installing it in a fresh venv ($venv)" >&2
 rm -rf build  # setuptools' staging dir: what an earlier build left there would go in the wheel
 "$BIN/python" -m pip wheel --no-deps --disable-pip-version-check -q . -w "$venv/wheel" >&2 \
@@ -40,4 +48,7 @@ rm -rf build  # setuptools' staging dir: what an earlier build left there would 
   | grep -v -e '^WARNING: Location' -e 'is ignored' >&2
 [[ ${PIPESTATUS[0]} == 0 ]] || { echo "run-bench: installing the wheel failed" >&2; exit 2; }
 rm -rf build  # what pip wheel left in the checkout
-DRYPIPE_BENCH_FRESH_VENV="$venv/venv" exec "$venv/venv/bin/python" bench/run.py "$@"
+DRYPIPE_BENCH_FRESH_VENV="$venv/venv" "$venv/venv/bin/python" bench/run.py "$@"
+status=$?
+rm -rf "$venv".old.*  # (this run's, and any an interrupted run left)
+exit $status
