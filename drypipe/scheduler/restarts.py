@@ -74,8 +74,8 @@ def make_ready(orch, items: list[tuple[Node, int]], reset: bool) -> None:
     if orch.dry_run:
         return
     orch.store.flush()
+    import shutil  # (here: a run that restarts nothing does not pay its import)
     for n in cleared:  # the database says reset: the old outputs can go
-        import shutil  # (here: a run that resets nothing does not pay its import)
         shutil.rmtree(output_dir(orch.instance_dir, n.key), ignore_errors=True)
         try:
             os.unlink(os.path.join(task_dir(orch.instance_dir, n.key), "output-vars"))
