@@ -20,8 +20,15 @@ def _default(o):
 if _c_make_encoder is not None:
     _encoder = _c_make_encoder(None, _default, encode_basestring_ascii, None, ":", ",", False, False, True)
 
+    _sorted_encoder = _c_make_encoder(None, _default, encode_basestring_ascii, None, ":", ",", True, False, True)
+
     def dumps(o) -> str:
         """The compact JSON text of o (json.dumps(o, separators=(",", ":")), without its cycle check)."""
         return "".join(_encoder(o, 0))
+
+    def dumps_sorted(o) -> str:
+        """dumps(o) with keys sorted: json.dumps(o, sort_keys=True, separators=(",", ":"))."""
+        return "".join(_sorted_encoder(o, 0))
 else:
     dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    dumps_sorted = json.JSONEncoder(separators=(",", ":"), check_circular=False, sort_keys=True).encode

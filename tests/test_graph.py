@@ -39,3 +39,13 @@ def test_upstream_keys_from_json_are_those_of_the_parsed_spec():
             assert upstream_keys(node) == expected, text
             assert node._spec is None  # not parsed for that
         assert upstream_keys(Node(1, "k", "waiting", None, "process", None, 1, None, spec)) == expected
+
+
+def test_jsontext_writes_what_json_dumps_writes():
+    """Digests of fingerprints recorded by earlier versions (json.dumps) must stay the same."""
+    from drypipe.jsontext import dumps_sorted
+    trees = [{"b": 1, "a": [1.5, {"z": None, "y": "é\n\"\\"}], "c": {"2": True, "1": -0.0}},
+             {"x": 1e300, "k": [], "j": {}, "i": "\u2603"}]
+    for t in trees:
+        assert dumps(t) == json.dumps(t, separators=(",", ":"))
+        assert dumps_sorted(t) == json.dumps(t, sort_keys=True, separators=(",", ":"))

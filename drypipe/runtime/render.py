@@ -185,8 +185,10 @@ _TASK_PROLOGUE = """#!/usr/bin/env bash
 # DryPipe task {key}: ./task [run [STEP]] | kill | tail | ps | env
 __drypipe_s=${{BASH_SOURCE[0]}}
 case $__drypipe_s in */*) __task_dir=${{__drypipe_s%/*}} ;; *) __task_dir=. ;; esac
-cd -- "$__task_dir" || {{ echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }}
-__task_dir=$PWD
+if [[ $__task_dir != /* ]]; then  # (run as ./task: the absolute path)
+  cd -- "$__task_dir" || {{ echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }}
+  __task_dir=$PWD
+fi
 __pipeline_instance_dir=${{__task_dir%/.drypipe/*}}
 export __pipeline_instance_dir"""
 
@@ -233,7 +235,7 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
         if o["kind"] == "var":
             checks_out.append(f"__drypipe_need_var {n} {o['type']} || return 1")
         elif o["kind"] == "file":
-            checks_out.append(f"__drypipe_need_file {n} || return 1")
+            checks_out.append(f'__drypipe_need_file {n} "$__task_output_dir"/{q(o["path"])} || return 1')
     head.append("__drypipe_check_outputs() { " + " ; ".join(checks_out + ["return 0"]) + " ; }")
     if container:
         head.append(f"__drypipe_container={q(container)}")

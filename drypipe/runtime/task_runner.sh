@@ -16,12 +16,13 @@ drypipe_rmdir() { rmdir -- "$1" 2>/dev/null || :; }
 drypipe_mkdir() { mkdir -p -- "$1"; }
 __drypipe_runner_loaded=1
 
-__drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one open, no fork)
+__drypipe_log() {  # drypipe.log is the launcher's stdout and stderr while it runs (one open, no fork)
   local __drypipe_m="$*"
-  __drypipe_m=${__drypipe_m//$'\n'/\\n}  # one event per line: a value cannot forge a line
-  __drypipe_m=${__drypipe_m//$'\r'/\\r}
+  case $__drypipe_m in  # one event per line: a value cannot forge a line
+    *[$'\n\r']*) __drypipe_m=${__drypipe_m//$'\n'/\\n}; __drypipe_m=${__drypipe_m//$'\r'/\\r} ;;
+  esac
   if [[ -n ${__drypipe_logging:-} ]]; then
-    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m" >&2
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m"
   else
     printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m" >> "$__task_dir/drypipe.log"
   fi
@@ -30,10 +31,14 @@ __drypipe_log() {  # drypipe.log is the launcher's stderr while it runs (one ope
 # A task its orchestrator watches (forked by its spawner: __drypipe_watched is the
 # orchestrator's pid) only logs each state: the orchestrator mirrors what it reads in
 # drypipe.log to the state file, and the launcher forks no `mv`. If that orchestrator is gone
-# (`kill -0`, a builtin), the task renames its state file itself, as a task run by hand or by
+# (its /proc entry), the task renames its state file itself, as a task run by hand or by
 # Slurm always does; a crash between the two leaves the log, which the next run ingests.
+__drypipe_alive() {  # pid: is it still there? (one stat; `kill -0 2>/dev/null` makes ten calls)
+  [[ -d /proc/$1 ]] || { [[ ! -d /proc/self ]] && kill -0 "$1" 2>/dev/null; }
+}
+
 __drypipe_state() {
-  if [[ -n ${__drypipe_watched:-} ]] && kill -0 "$__drypipe_watched" 2>/dev/null; then
+  if [[ -n ${__drypipe_watched:-} ]] && __drypipe_alive "$__drypipe_watched"; then
     __drypipe_log "$1"
     return
   fi
@@ -99,7 +104,7 @@ __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of 
   # /proc when it exits and reports them to the orchestrator (executors/reaper.py), for a
   # fraction of what these reads cost a forked bash. (Its orchestrator gone, it logs them.)
   if [[ $1 == 0 && -n ${__drypipe_gate:-} && -z $__drypipe_cg && -n ${__drypipe_watched:-} ]] &&
-      kill -0 "$__drypipe_watched" 2>/dev/null; then
+      __drypipe_alive "$__drypipe_watched"; then
     return 0
   fi
   local __drypipe_s= __drypipe_v= __drypipe_f __drypipe_io= __drypipe_l
@@ -152,8 +157,9 @@ __drypipe_need_var() {  # name type
   return 0
 }
 
-__drypipe_need_file() {  # name
-  [[ -e ${!1} ]] || { __drypipe_msg="output file $1 (${!1#"$__pipeline_instance_dir"/}) was not produced"; return 1; }
+__drypipe_need_file() {  # name [path: the declared one, whatever the step did to $name]
+  local __drypipe_p=${2-${!1}}
+  [[ -e $__drypipe_p ]] || { __drypipe_msg="output file $1 (${__drypipe_p#"$__pipeline_instance_dir"/}) was not produced"; return 1; }
 }
 
 __drypipe_need_input() {  # name
@@ -175,7 +181,7 @@ __drypipe_in_container() {  # step: run `task step N` in the task's image (appta
 
 __drypipe_on_signal() {
   trap - TERM INT HUP EXIT
-  exec 2>>"$__task_dir/drypipe.log"  # (a step's redirection to out.log may be in force)
+  exec 2>>"$__task_dir/drypipe.log" >&2  # (a step's redirection to out.log may be in force)
   __drypipe_log "received signal"
   __drypipe_usage 143
   __drypipe_state "killed.${__drypipe_step:-0}"
@@ -218,7 +224,7 @@ __drypipe_wait_admission() {  # start-step
 # dynamic, so a plain `local n` here would shadow a task input or output named n.
 __drypipe_run() {
   local __drypipe_start=${1:-0}
-  exec 2>>"$__task_dir/drypipe.log" </dev/null
+  exec 2>>"$__task_dir/drypipe.log" >&2 </dev/null
   __drypipe_logging=1
   [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
@@ -272,7 +278,8 @@ __drypipe_complete() {  # the steps ran: check the outputs, say completed, exit
 # of bash and its exit cost more than most steps. The step sees what a subshell would give it
 # (errexit and pipefail, stdout and stderr to out.log); an `exit` or a failing command ends
 # the launcher, and the EXIT trap (__drypipe_inline_exit) takes it from there. Whatever the
-# step changed (options, IFS, directory, the task's variables) is reset before the checks.
+# step changed (options, IFS, directory) is reset before the checks, which do not read the
+# variables it may have changed (an output file's check names its declared path).
 __drypipe_inline() {  # step
   trap '__drypipe_inline_exit $?' EXIT
   set -eo pipefail
@@ -293,11 +300,11 @@ __drypipe_inline_exit() {  # status (the step exited the launcher)
 
 __drypipe_inline_reset() {  # status [returned]: back to what a subshell would have left
   set +eux +o pipefail
-  [[ -n ${2:-} ]] || exec >/dev/null 2>>"$__task_dir/drypipe.log"  # (out.log when it exited)
+  [[ -n ${2:-} ]] || exec 2>>"$__task_dir/drypipe.log" >&2  # (out.log when it exited)
   __drypipe_capture "$1"
   IFS=$' \t\n'
-  cd -- "$__task_output_dir" 2>/dev/null
-  eval "$__drypipe_env"
+  [[ $PWD == "$__task_output_dir" ]] || cd -- "$__task_output_dir" 2>/dev/null
+  # (the variables it changed need no reset: the output checks name each file's declared path)
 }
 
 __drypipe_main() {

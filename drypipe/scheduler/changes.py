@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import json
 
+from ..jsontext import dumps_sorted
 from ..state import states as S
 from . import fingerprint as fpr
 from .restarts import make_ready
@@ -30,7 +31,7 @@ def launch_fingerprint(orch, n) -> tuple[str, str]:
     ups = {i["task"] for i in n.spec["inputs"] if i.get("task")}
     fp = fpr.fingerprint(n.spec, n.conf, orch.materializer.code_dir, orch.instance_dir,
                          lambda k: nodes[k].outputs, {k: nodes[k].fp_hash for k in ups})
-    return fpr.digest(fp), json.dumps(fp, sort_keys=True, separators=(",", ":"))
+    return fpr.digest(fp), dumps_sorted(fp)
 
 
 def check(orch, pairs) -> None:

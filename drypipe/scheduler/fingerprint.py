@@ -22,6 +22,7 @@ import os
 import sys
 
 from ..digest import sha1
+from ..jsontext import dumps_sorted
 
 # TaskConf fields that say how to retry, not what runs: a change is not a change of the task
 NOT_FINGERPRINTED = frozenset({"retries", "retry_scale"})
@@ -207,7 +208,7 @@ DIGEST_LEN = 12
 def digest(fp: dict) -> str:
     """12 hex digits over the normalized fingerprint (the attempt's `hash`)."""
     norm = {**fp, "code": _normalized_code(fp["code"])}
-    return sha1(json.dumps(norm, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:DIGEST_LEN]
+    return sha1(dumps_sorted(norm).encode()).hexdigest()[:DIGEST_LEN]
 
 
 # -- why ----------------------------------------------------------------------------------------
