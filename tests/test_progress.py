@@ -485,3 +485,28 @@ def test_the_summary_a_run_ends_with_has_its_counts_and_the_eta_so_far():
     assert tracker.summary_of_counts({"completed": 1, "waiting": 2, "failed": 1}) == P.Summary(4, 1, 0, 1, 4.0)
     assert tracker.summary_of_counts({"completed": 3, "killed": 1}) == P.Summary(4, 3, 0, 1, 0.0)
     assert tracker.summary_of_counts({"completed": 1, "launched": 2}).running == 2
+
+
+def test_run_eta_keeps_the_runs_own_pace_when_durations_promise_less():
+    """1000 tasks of 1 ms each, 2 at a time, of which 40 ended in 0.2 s: their durations say
+    0.5 s are left, the run's pace says 960 x 5 ms = 4.8 s. Before as many ended as run at once,
+    and where durations promise more than the pace, durations decide."""
+    now = [0.0]
+    tracker = P.ProgressTracker(clock=lambda: now[0])
+    tasks = [task(f"t-{i}", "ready") for i in range(1000)]
+    for t in tasks:
+        tracker.add(t)
+    now[0] = 0.05
+    first = task("t-0", "completed", 0.0, 0.0, 0.001)
+    tracker.ended(first)
+    assert tracker.summary(running=2).eta == pytest.approx(999 * 0.001 / 2)  # 1 ended, 2 run
+    for i in range(1, 40):
+        tracker.ended(task(f"t-{i}", "completed", 0.0, 0.0, 0.001))
+    now[0] = 0.2
+    assert tracker.summary(running=2).eta == pytest.approx(960 * 0.2 / 40)
+    slow = P.ProgressTracker(clock=lambda: now[0])  # long tasks: their durations say more
+    for t in tasks[:10]:
+        slow.add(t)
+    for i in range(2):
+        slow.ended(task(f"t-{i}", "completed", 0.0, 0.0, 10.0))
+    assert slow.summary(running=2).eta == pytest.approx(8 * 10.0 / 2)

@@ -10,7 +10,10 @@ A key group is the part of a key before its first '.' ('align.12' -> 'align'); a
 
 The ETA: per group, the mean duration of its completed tasks (the mean over all groups while it
 has none) times its tasks still to end (neither completed nor failed), summed over the groups and
-divided by the tasks running at once (at least 1); unknown before any task completed."""
+divided by the tasks running at once (at least 1); unknown before any task completed. During a
+run (ProgressTracker), never less than the run's own pace promises: once as many tasks ended as
+run at once, the tasks left times the time each ending took so far (with short tasks, launching
+them is what takes the time, which their durations do not show)."""
 from __future__ import annotations
 
 import itertools
@@ -144,7 +147,10 @@ class ProgressTracker:
     starts, or when the generator yields it), ended() when one of them ends. Both are O(1), and
     so is summary(): the ETA's sum over the groups is kept up to date as they change."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.started = clock()
+        self.ended_here = 0  # tasks that ended during this run (ended())
         self.total = self.completed = self.failed = 0
         self.remaining = 0
         self._groups: dict[str, list] = {}  # name -> [remaining, sum of durations, measured]
@@ -179,6 +185,7 @@ class ProgressTracker:
         if g[0] > 0:
             g[0] -= 1
             self.remaining -= 1
+        self.ended_here += 1
         self._end(g, t)
         self._account(g, 1)
 
@@ -200,7 +207,10 @@ class ProgressTracker:
         if self._measured == 0:
             return None
         work = max(0.0, self._work) + self._unmeasured * self._durations / self._measured
-        return work / max(1, running)
+        eta = work / max(1, running)
+        if self.ended_here >= max(1, running):  # the pace of this run so far
+            eta = max(eta, self.remaining * (self.clock() - self.started) / self.ended_here)
+        return eta
 
     def _group(self, key: str) -> list:
         name = group_of(key)
