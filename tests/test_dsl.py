@@ -241,3 +241,11 @@ def test_file_in_pipeline_instance_dir_is_absolute():
 
     gen(dag, Oracle(instance_dir="/data/run1"))
     assert seen == ["/data/run1/dataset.tsv"]
+
+
+def test_every_reserved_name_a_key_could_spell_has_a_dot():
+    """TaskBuilder checks a key without a dot no closer than KEY_RE (100k-task DAGs): that holds
+    only while every reserved name and prefix that KEY_RE lets through has a dot."""
+    from drypipe.dsl.task import KEY_RE, RESERVED_KEY_PREFIXES, RESERVED_KEYS
+    assert all("." in k for k in RESERVED_KEYS)
+    assert all("." in p for p in RESERVED_KEY_PREFIXES if KEY_RE.match(p + "x"))

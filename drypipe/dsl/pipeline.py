@@ -62,8 +62,8 @@ class Generation:
 
 def generate(pipeline: Pipeline, oracle) -> Generation:
     dsl = DAGBuilder(oracle, pipeline.default_conf)
-    known = oracle.is_known
-    last = [None]
+    nodes = getattr(oracle, "nodes", None)  # (a TaskGraph: its dict, asked directly)
+    known = nodes.__contains__ if isinstance(nodes, dict) else oracle.is_known
 
     generated, new_keys = dsl.generated, dsl.new_keys
 
@@ -76,8 +76,9 @@ def generate(pipeline: Pipeline, oracle) -> Generation:
                     drain(item.iter_items())
                     continue
                 if not isinstance(item, Task):
+                    after = next(reversed(generated), None)
                     raise InvalidPipeline(f"the DAG generator yielded {item!r}; yield tasks or sub pipelines"
-                                          + (f" (after task {last[0]!r})" if last[0] else ""))
+                                          + (f" (after task {after!r})" if after else ""))
             key = item.key
             prev = generated.get(key)
             if prev is not None:
@@ -87,7 +88,6 @@ def generate(pipeline: Pipeline, oracle) -> Generation:
             generated[key] = item
             if not known(key):
                 new_keys.append(key)
-            last[0] = key
 
     try:
         items = pipeline.dag_gen(dsl)
@@ -100,7 +100,8 @@ def generate(pipeline: Pipeline, oracle) -> Generation:
         raise type(e)(f"{e}{where}") from e
     except Exception as e:
         where = _user_location(e)
-        after = f", after task {last[0]!r}" if last[0] else ""
+        last = next(reversed(generated), None)  # the key yielded last
+        after = f", after task {last!r}" if last else ""
         raise GeneratorFailed(f"DAG generator {_name(pipeline.dag_gen)} raised "
                               f"{type(e).__name__}: {e}{where}{after}") from e
     return Generation(dsl.generated, dsl.blocked_waits)

@@ -104,10 +104,15 @@ def fetch_output(key: str, name: str, decl: dict, dsl):
 
 
 class Outputs:
-    __slots__ = ("_task",)
+    """t.outputs: an attribute per declared output (its OutputRef), made on first use of
+    t.outputs; any other name raises InvalidPipeline."""
 
     def __init__(self, task):
         self._task = task
+        d = self.__dict__
+        for name, decl in task.output_decls.items():
+            if name != "_task":
+                d[name] = OutputRef(task, name, decl)
 
     def __getattr__(self, name):
         task = self._task
@@ -120,7 +125,7 @@ class Outputs:
 
 class Task:
     """A finished task declaration, as yielded by a DAG generator."""
-    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "__weakref__")
+    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "_outputs", "__weakref__")
 
     def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl):
         self.key = key
@@ -130,10 +135,14 @@ class Task:
         self.steps = steps
         self.upstream = upstream
         self._dsl = dsl
+        self._outputs = None
 
     @property
     def outputs(self) -> Outputs:
-        return Outputs(self)
+        o = self._outputs
+        if o is None:
+            o = self._outputs = Outputs(self)
+        return o
 
     def spec(self) -> dict:
         """The JSON-able definition persisted in the DB and in task-conf.json."""
@@ -154,7 +163,9 @@ class TaskBuilder:
 
     def __init__(self, dsl, key, conf):
         self._dsl = dsl
-        self.key = check_key(key)
+        if type(key) is not str or "." in key or not KEY_RE.match(key):
+            check_key(key)  # (every reserved name has a dot: a key without one needs no closer look)
+        self.key = key
         if conf is not None and not isinstance(conf, TaskConf):
             raise InvalidPipeline(f"task {key!r}: task_conf must be a TaskConf, got {type(conf).__name__}")
         self.conf = conf
@@ -171,8 +182,24 @@ class TaskBuilder:
                 raise InvalidPipeline(f"task {self.key!r}: positional inputs must be upstream outputs "
                                       f"(t.outputs.x), got {a!r}; use name=value for literals")
             self._add_input(a.name, a)
+        names = self._input_names
         for name, v in kwargs.items():
-            self._add_input(name, v)
+            # the most common cases first, inline (100k-task DAGs); _add_input does the rest
+            t = type(v)
+            if name in names or name not in _GOOD_NAMES:
+                self._add_input(name, v)
+            elif t is int or t is str:
+                names.add(name)
+                self._inputs.append({"name": name, "kind": "value", "type": "int" if t is int else "str",
+                                     "value": str(v)})
+            elif t is OutputRef and v.decl["kind"] == "file":
+                names.add(name)
+                up = v.task.key
+                self._upstream.add(up)
+                self._inputs.append({"name": name, "kind": "file", "path": f"output/{up}/{v.decl['path']}",
+                                     "task": up})
+            else:
+                self._add_input(name, v)
         return self
 
     consumes = inputs

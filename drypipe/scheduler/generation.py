@@ -34,11 +34,12 @@ def _generate(orch) -> list[Node]:
     new_upstream: list[set[str]] = []
     t = now()
     code_dir = orch.materializer.code_dir
-    conf_cache: dict[int, int] = {}
+    conf_cache: dict[int, tuple[int, str]] = {}  # id(TaskConf) -> (conf id, executer type)
     scripts_checked: set[str] = set()
     nodes = graph.nodes
     done = []  # completed tasks yielded again: are they out of date?
     same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
+    next_id = orch.next_id
     for key, task in gen.tasks.items():
         known = nodes.get(key)
         if known is not None:
@@ -57,12 +58,11 @@ def _generate(orch) -> list[Node]:
         cached = conf_cache.get(id(conf))
         if cached is None:
             check_supported(key, conf)
-            cached = conf_cache[id(conf)] = store.conf_id(conf.to_json_key())
+            cached = conf_cache[id(conf)] = (store.conf_id(conf.to_json_key()), conf.executer_type)
             if conf.executer_type == "slurm" or conf.is_remote:
                 orch.any_nonlocal = True
-        n = Node(orch.next_id, key, S.WAITING, None, conf.executer_type, conf, cached, None,
-                 task.spec())
-        orch.next_id += 1
+        n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], None, task.spec())
+        next_id += 1
         n.created_at = t
         new.append(n)
         new_upstream.append(task.upstream)  # the keys of its inputs' tasks (the DSL has them)
@@ -74,14 +74,16 @@ def _generate(orch) -> list[Node]:
                     del nodes[m.key]
                 raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
                                       "which the generator did not yield")
+    orch.next_id = next_id
     ready = orch.ready
+    link, add_task = graph.link, store.add_task
     for n, ups in zip(new, new_upstream):
         if ups:
-            graph.link(n, ups)
+            link(n, ups)
         if n.pending == 0:
             n.state = S.READY  # created ready (no uncompleted upstream): not a transition
             ready.append(n)
-        store.add_task(n, dumps(n.spec))
+        add_task(n, dumps(n.spec))
     changes.check(orch, done)
     orch.blocked_waits = gen.blocked_waits
     index_glob_waits(orch)

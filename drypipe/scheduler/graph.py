@@ -44,7 +44,10 @@ class Node:
                  "upstream", "downstream", "pending", "outputs", "log_offset", "start_step",
                  "attempt", "run", "usage", "fp_hash", "retry")
 
-    def __init__(self, id_, key, state, step, executer_type, conf, conf_id, spec_json, spec=None):
+    def __init__(self, id_, key, state, step, executer_type, conf, conf_id, spec_json, spec=None,
+                 job_id=None, created_at=None, launched_at=None, started_at=None, ended_at=None,
+                 message=None, attempt=0, retry=0):
+        """(the persisted fields after spec: a task loaded from the database)"""
         self.id = id_
         self.key = key
         self.state = state
@@ -54,18 +57,20 @@ class Node:
         self.conf_id = conf_id
         self.spec_json = spec_json
         self._spec = spec
-        self.job_id = None
-        self.created_at = None
-        self.launched_at = self.started_at = self.ended_at = None
-        self.message = None
+        self.job_id = job_id
+        self.created_at = created_at
+        self.launched_at = launched_at
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.message = message
         self.upstream = None
         self.downstream = []
         self.pending = 0
         self.outputs = None
         self.log_offset = 0
         self.start_step = 0
-        self.attempt = 0  # launches so far
-        self.retry = 0  # automatic retries (TaskConf retries) since a person last (re)started it
+        self.attempt = attempt  # launches so far
+        self.retry = retry  # automatic retries (TaskConf retries) since a person last (re)started it
         self.run = None  # the current attempt (scheduler/attempts.py), while it runs
         self.usage = None  # what its last attempt reported using (drypipe.log `usage` line)
         self.fp_hash = None  # the digest of its completed attempt's fingerprint (scheduler/changes.py)

@@ -45,20 +45,20 @@ def load(orch) -> None:
     confs = {cid: TaskConf.from_dict(json.loads(js)) for cid, js in store.load_confs().items()}
     outputs = store.load_outputs()
     next_id = 1
-    add = graph.add
+    nodes = graph.nodes
+    local_confs = {cid for cid, c in confs.items() if not c.is_remote}
+    any_nonlocal = False
     for (id_, key, state, step, executer_type, conf_id, spec, job_id, created_at, launched_at, started_at,
          ended_at, message, attempt, retry) in store.load_tasks():
-        conf = confs[conf_id]
-        n = Node(id_, key, state, step, executer_type, conf, conf_id, spec)
-        n.job_id, n.created_at, n.launched_at = job_id, created_at, launched_at
-        n.started_at, n.ended_at, n.message = started_at, ended_at, message
-        n.attempt, n.retry = attempt, retry
+        n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, job_id,
+                              created_at, launched_at, started_at, ended_at, message, attempt, retry)
         if outputs:
             n.outputs = outputs.get(id_)
-        add(n)
-        if executer_type == "slurm" or conf.is_remote:
-            orch.any_nonlocal = True
+        if executer_type == "slurm" or conf_id not in local_confs:
+            any_nonlocal = True
         next_id = id_ + 1  # (in id order)
+    if any_nonlocal:
+        orch.any_nonlocal = True
     orch.next_id = next_id
     if next_id > 1:
         attempts.load(orch, store.load_attempts(running_only=True))
