@@ -104,28 +104,28 @@ def fetch_output(key: str, name: str, decl: dict, dsl):
 
 
 class Outputs:
-    """t.outputs: an attribute per declared output (its OutputRef), made on first use of
-    t.outputs; any other name raises InvalidPipeline."""
+    """t.outputs: t.outputs.x is the OutputRef of output x; an undeclared name raises
+    InvalidPipeline. Every name is looked up in the task's declarations first (no failed
+    attribute lookup before, nothing kept per task: 100k-task DAGs)."""
+    __slots__ = ("_task",)
 
     def __init__(self, task):
-        self._task = task
-        d = self.__dict__
-        for name, decl in task.output_decls.items():
-            if name != "_task":
-                d[name] = OutputRef(task, name, decl)
+        object.__setattr__(self, "_task", task)
 
-    def __getattr__(self, name):
-        task = self._task
+    def __getattribute__(self, name):
+        task = object.__getattribute__(self, "_task")
         decl = task.output_decls.get(name)
-        if decl is None:
-            raise InvalidPipeline(f"task {task.key!r} declares no output {name!r} "
-                                  f"(outputs: {', '.join(task.output_decls) or 'none'})")
-        return OutputRef(task, name, decl)
+        if decl is not None:
+            return OutputRef(task, name, decl)
+        if name.startswith("__"):  # (what Python itself asks of any object)
+            return object.__getattribute__(self, name)
+        raise InvalidPipeline(f"task {task.key!r} declares no output {name!r} "
+                              f"(outputs: {', '.join(task.output_decls) or 'none'})")
 
 
 class Task:
     """A finished task declaration, as yielded by a DAG generator."""
-    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "_outputs", "__weakref__")
+    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "__weakref__")
 
     def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl):
         self.key = key
@@ -135,14 +135,10 @@ class Task:
         self.steps = steps
         self.upstream = upstream
         self._dsl = dsl
-        self._outputs = None
 
     @property
     def outputs(self) -> Outputs:
-        o = self._outputs
-        if o is None:
-            o = self._outputs = Outputs(self)
-        return o
+        return Outputs(self)
 
     def spec(self) -> dict:
         """The JSON-able definition persisted in the DB and in task-conf.json."""
