@@ -241,24 +241,30 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
         head.append(f"__drypipe_container={q(container)}")
         head.append(f"__drypipe_root={q(drypipe_root or '')}")
     steps = spec["steps"]
-    if steps and not container and steps[-1]["kind"] == "bash" and runs_inline(steps[-1]["snippet"]):
+    inline = steps and not container and steps[-1]["kind"] == "bash" and runs_inline(steps[-1]["snippet"])
+    if inline:
         head.append(f"__drypipe_inline_step={len(steps) - 1}")  # run by the launcher itself
+    late = []  # what a watched launcher does not read (it runs before): the inline step's subshell
     for n, step in enumerate(steps):
         kind = step["kind"]
         # __drypipe_body_N runs the step (and captures its variables); __drypipe_step_N is what
         # the runner calls: the body itself, or the body run inside the task's container.
+        subshell = late if inline and n == len(steps) - 1 else head
         if kind == "python":
             head.append(f'__drypipe_body_{n}() {{ "$__drypipe_python" -m drypipe.runtime.pycall '
                         f'"$__task_dir" {n}; }}')
         else:
             body = step["snippet"] if kind == "bash" else f'. "$__pipeline_code_dir"/{q(step["path"])}'
             head.append(f"__drypipe_user_step_{n}() {{\n{body}\n}}")
-            head.append(f"__drypipe_body_{n}() ( set -eo pipefail; trap '__drypipe_capture $?' EXIT; "
-                        f"__drypipe_user_step_{n} )")
+            subshell.append(f"__drypipe_body_{n}() ( set -eo pipefail; trap '__drypipe_capture $?' EXIT; "
+                            f"__drypipe_user_step_{n} )")
         if container:
             head.append(f"__drypipe_step_{n}() {{ __drypipe_in_container {n}; }}")
         else:
-            head.append(f"__drypipe_step_{n}() {{ __drypipe_body_{n}; }}")
+            subshell.append(f"__drypipe_step_{n}() {{ __drypipe_body_{n}; }}")
+    # a launcher its orchestrator watches runs from here (task_runner.sh: __drypipe_watched_run)
+    head.append('[[ -n ${__drypipe_watched:-} && -n ${__drypipe_runner_loaded:-} ]] && __drypipe_watched_run "$@"')
+    head += late
     head.append(f"__drypipe_env={q(env_text)}")
     head.append(f"__drypipe_conf={q(conf_json)}")
     head.append(_TASK_EPILOGUE)

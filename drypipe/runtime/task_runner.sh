@@ -8,6 +8,10 @@
 # appending to drypipe.log. Bash steps run with errexit and pipefail, in a subshell, or in the
 # launcher itself for the last one when it can (see __drypipe_inline).
 
+# Bash copies a function's whole body at every call (and frees the copy after): on a
+# launcher's way (its orchestrator watching), a big function that has nothing to do is not
+# called, the caller tests first, and rare cases live in functions of their own.
+
 # A task its orchestrator watches forks none of these: its orchestrator makes and removes its
 # dirs and writes its state file (see __drypipe_state), task-env.sh and task-conf.json. Tasks
 # run by Slurm, on a remote host or by hand fork them, a few milliseconds per task.
@@ -17,10 +21,17 @@ drypipe_mkdir() { mkdir -p -- "$1"; }
 __drypipe_runner_loaded=1
 
 __drypipe_log() {  # drypipe.log is the launcher's stdout and stderr while it runs (one open, no fork)
+  if [[ -n ${__drypipe_logging:-} && $* != *[$'\n\r']* ]]; then
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$*"
+  else
+    __drypipe_log_any "$@"
+  fi
+}
+
+__drypipe_log_any() {  # (before the launcher's output went to drypipe.log, or a line to escape)
   local __drypipe_m="$*"
-  case $__drypipe_m in  # one event per line: a value cannot forge a line
-    *[$'\n\r']*) __drypipe_m=${__drypipe_m//$'\n'/\\n}; __drypipe_m=${__drypipe_m//$'\r'/\\r} ;;
-  esac
+  __drypipe_m=${__drypipe_m//$'\n'/\\n}  # one event per line: a value cannot forge a line
+  __drypipe_m=${__drypipe_m//$'\r'/\\r}
   if [[ -n ${__drypipe_logging:-} ]]; then
     printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$__drypipe_m"
   else
@@ -40,8 +51,12 @@ __drypipe_alive() {  # pid: is it still there? (one stat; `kill -0 2>/dev/null` 
 __drypipe_state() {
   if [[ -n ${__drypipe_watched:-} ]] && __drypipe_alive "$__drypipe_watched"; then
     __drypipe_log "$1"
-    return
+  else
+    __drypipe_state_file "$1"
   fi
+}
+
+__drypipe_state_file() {  # state: rename the state file (nobody watches this task), and log it
   local __drypipe_f
   for __drypipe_f in "$__task_dir"/state.*; do
     [[ -e $__drypipe_f ]] || continue
@@ -72,7 +87,7 @@ __drypipe_fail() {  # step message...
 # held page cache lingers in the kernel after its removal (a "dying" memcg) until the cache is
 # reclaimed, and one per task adds up to thousands a day. DRYPIPE_CGROUPS=0: none at all.
 __drypipe_cg= __drypipe_cg_file= __drypipe_cg_parent=
-__drypipe_cg_join() {
+__drypipe_cg_join() {  # (called when DRYPIPE_CGROUPS=1 or under Slurm)
   [[ ${DRYPIPE_CGROUPS:-} == 1 || (-n ${SLURM_JOB_ID:-} && ${DRYPIPE_CGROUPS:-} != 0) ]] || return 0
   [[ -r /proc/self/cgroup ]] || return 0
   local __drypipe_l __drypipe_p= __drypipe_f=
@@ -98,15 +113,15 @@ __drypipe_cg_join() {
   fi
 }
 
+# A watched launcher that completes, forked under a reaper (__drypipe_gate, set by the
+# spawner) with no cgroup of its own, logs no usage: its reaper reads the same counters from
+# /proc when it exits and reports them to the orchestrator (executors/reaper.py), for a
+# fraction of what these reads cost a forked bash. (Its orchestrator gone, it logs them.)
+__drypipe_reaper_reports() {
+  [[ -n ${__drypipe_gate:-} && -z $__drypipe_cg && -n ${__drypipe_watched:-} ]] && __drypipe_alive "$__drypipe_watched"
+}
+
 __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of drypipe.log)
-  # A watched launcher that completes, forked under a reaper (__drypipe_gate, set by the
-  # spawner) with no cgroup of its own, logs nothing: its reaper reads the same counters from
-  # /proc when it exits and reports them to the orchestrator (executors/reaper.py), for a
-  # fraction of what these reads cost a forked bash. (Its orchestrator gone, it logs them.)
-  if [[ $1 == 0 && -n ${__drypipe_gate:-} && -z $__drypipe_cg && -n ${__drypipe_watched:-} ]] &&
-      __drypipe_alive "$__drypipe_watched"; then
-    return 0
-  fi
   local __drypipe_s= __drypipe_v= __drypipe_f __drypipe_io= __drypipe_l
   { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null
   __drypipe_f=(${__drypipe_s##*) })
@@ -228,7 +243,7 @@ __drypipe_run() {
   __drypipe_logging=1
   [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"
   __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
-  __drypipe_cg_join
+  [[ ${DRYPIPE_CGROUPS:-} == 1 || -n ${SLURM_JOB_ID:-} ]] && __drypipe_cg_join
   # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
   # task's way
   [[ -d $__task_output_dir ]] || drypipe_mkdir "$__task_output_dir"
@@ -268,7 +283,7 @@ __drypipe_complete() {  # the steps ran: check the outputs, say completed, exit
   # an empty scratch dir goes; a watched task's orchestrator removes it when it ingests the end
   [[ -z ${SLURM_TMPDIR:-} && -z ${__drypipe_watched:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
   trap - TERM INT HUP
-  __drypipe_usage 0
+  __drypipe_reaper_reports || __drypipe_usage 0
   __drypipe_state completed
   exit 0
 }
@@ -287,7 +302,7 @@ __drypipe_inline() {  # step
   { set +x; } 2>/dev/null  # (a step's xtrace: not of this)
   trap - EXIT
   __drypipe_inline_reset 0 returned
-  __drypipe_load_vars
+  [[ -f $__task_dir/output-vars ]] && __drypipe_load_vars
 }
 
 __drypipe_inline_exit() {  # status (the step exited the launcher)
@@ -301,7 +316,7 @@ __drypipe_inline_exit() {  # status (the step exited the launcher)
 __drypipe_inline_reset() {  # status [returned]: back to what a subshell would have left
   set +eux +o pipefail
   [[ -n ${2:-} ]] || exec 2>>"$__task_dir/drypipe.log" >&2  # (out.log when it exited)
-  __drypipe_capture "$1"
+  [[ -n $__drypipe_output_vars ]] && __drypipe_capture "$1"
   IFS=$' \t\n'
   [[ $PWD == "$__task_output_dir" ]] || cd -- "$__task_output_dir" 2>/dev/null
   # (the variables it changed need no reset: the output checks name each file's declared path)
@@ -315,8 +330,21 @@ if [[ ${1:-run} == run && -z ${__drypipe_watched:-} ]]; then
 fi
 eval "$__drypipe_env"
 unset __drypipe_conf
-case ${1:-run} in
-  run) __drypipe_run "${2:-0}" ;;
+if [[ ${1:-run} == run ]]; then __drypipe_run "${2:-0}"; else __drypipe_command "$@"; fi
+}
+
+# A launcher its orchestrator watches (forked by the spawner, which loaded this file) that runs
+# its task does what __drypipe_main does, without the task's two long strings: the `task`
+# script calls this before them (bash has not read them yet), and its environment comes from
+# task-env.sh, which that orchestrator wrote (the same text).
+__drypipe_watched_run() {  # [run [STEP]]
+  [[ ${1:-run} == run && -f $__task_dir/task-env.sh ]] || return 0
+  . "$__task_dir/task-env.sh"
+  __drypipe_run "${2:-0}"
+}
+
+__drypipe_command() {  # every command of `task` but run
+case $1 in
   step)  # one step's body, in the current process tree (what runs inside a container)
     cd -- "$__task_output_dir" || exit 2
     __drypipe_load_vars
