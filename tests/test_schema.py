@@ -4,10 +4,12 @@ orchestrator's store is compiled from them (state/sqlgen.py, rendered as state/s
 state/store.py runs with plain sqlite3); a database round-trips through Store."""
 import ast
 import inspect
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Table, select
 
+from drypipe.errors import InstanceError
 from drypipe.state import db, sql, sqlgen, store
 from drypipe.state.models import metadata, task_table, transition_table
 from drypipe.state.store import Store
@@ -470,3 +473,68 @@ def test_new_tasks_are_written_into_the_open_transaction_and_committed_by_the_fl
     dry.flush()
     dry.close()
     assert count() == 7
+
+
+def _count(path):
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT count(*) FROM task").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_staging_writer_killed_fails_the_flush_and_leaves_nothing(tmp_path, monkeypatch):
+    """The writer process of a big generation (state/stager.py) killed -9 mid-generation: the
+    round fails with the store's one-line error, and the DB holds none of its rows."""
+    monkeypatch.setattr(store, "STAGE_EVERY", 3)
+    inst, engine = new_instance(tmp_path)
+    engine.dispose()
+    path = db.db_path(str(inst))
+    s = Store(path)
+    c = s.conf_id('{"a":1}')
+    for i in range(4):
+        s.add_task(node(i + 1, f"t-{i}", c), "{}")
+    assert s._stager, "a batch went to the writer process"
+    s._stager.proc.kill()
+    s._stager.proc.wait()
+    with pytest.raises((InstanceError, sqlite3.Error)):
+        for i in range(4, 10):
+            s.add_task(node(i + 1, f"t-{i}", c), "{}")
+        s.flush()
+    s.close()
+    assert _count(path) == 0
+
+
+def test_orchestrator_killed_mid_generation_leaves_nothing_and_no_writer(tmp_path):
+    """kill -9 of the process staging a big generation: its writer process rolls back and
+    exits (end of its input), the DB holds none of the rows."""
+    inst, engine = new_instance(tmp_path)
+    engine.dispose()
+    path = db.db_path(str(inst))
+    code = (
+        "import os, signal, sys, types\n"
+        "from drypipe.state import store\n"
+        "store.STAGE_EVERY = 3\n"
+        f"s = store.Store({path!r})\n"
+        "c = s.conf_id('{}')\n"
+        "for i in range(7):\n"
+        "    s.add_task(types.SimpleNamespace(id=i + 1, key=f't-{i}', state='waiting', step=None,\n"
+        "               executer_type='process', conf_id=c, created_at=1.0), '{}')\n"
+        "print(s._stager.proc.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    writer = int(proc.stdout.strip())
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{writer}") and _state(writer) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{writer}") or _state(writer) == "Z", "the writer process outlived its orchestrator"
+    assert _count(path) == 0
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -2,14 +2,18 @@
 changes of each scheduling round in one transaction (the orchestrator is the only writer)."""
 from __future__ import annotations
 
+import marshal
+import os
 import sqlite3
+import sys
 import time
 
 from ..errors import InstanceError
 from . import sql
 from .db import set_pragmas
 
-STAGE_EVERY = 10_000  # new tasks buffered before they are written into the open transaction
+STAGE_EVERY = 2_000  # new tasks buffered before they go to the writer of the generation
+STAGER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stager.py")
 
 # The SQL comes from state/sql.py, generated from the model tables by state/sqlgen.py: plain
 # sqlite3 here, so that running a pipeline never imports SQLAlchemy. flush() hands plain tuples
@@ -46,6 +50,7 @@ class Store:
         self._attempts: dict[tuple[int, int], object] = {}  # (task id, attempt) -> Attempt to save
         self._attempts_gone: list[tuple[int, int]] = []
         self._fingerprints: list[tuple[int, int, str]] = []
+        self._stager: Stager | None | bool = None  # the writer process of a big generation (False: none to be had)
 
     # -- reading --------------------------------------------------------------------------
     def _rows(self, query: str, params=()) -> list[tuple]:
@@ -107,7 +112,19 @@ class Store:
     def _stage_new_tasks(self) -> None:
         """Write the new tasks buffered so far into the open transaction, which the next flush
         commits with the rest of the round: their rows (spec JSON) then leave this process's
-        memory (a 100k-task generator held them all until its end)."""
+        memory (a 100k-task generator held them all until its end). The transaction is that of
+        a writer process (state/stager.py), which inserts them while the generator goes on;
+        the next flush sends it the rest of the round and has it commit."""
+        if self._stager is None:
+            self._stager = Stager.start(self.path) or False
+        if self._stager:
+            if self._pending_conf:  # (a task's conf row first: foreign keys are checked at once)
+                self._stager.send(sql.INSERT_CONF, self._pending_conf)
+                self._pending_conf.clear()
+            self._stager.send(sql.INSERT_TASK, self._new_tasks)
+            self._new_tasks.clear()
+            self._staged = True
+            return
         con = self._writer()
         try:
             if self._pending_conf:  # (a task's conf row first: foreign keys are checked at once)
@@ -162,32 +179,27 @@ class Store:
             if self.on_commit is not None:
                 self.on_commit()
             return
+        if self._stager:  # a big generation's writer holds the round's transaction: all goes there
+            stager, self._stager = self._stager, None
+            try:
+                for statement, rows in self._writes():
+                    stager.send(statement, rows)
+                stager.commit()
+            except BaseException as e:
+                stager.abort()
+                self._staged = False  # (the staged rows went with it)
+                if isinstance(e, sqlite3.OperationalError) and ("readonly" in str(e) or "read-only" in str(e)):
+                    raise InstanceError(f"{self.path}: the instance database is not writable") from e
+                raise
+            self._discard()
+            if self.on_commit is not None:
+                self.on_commit()
+            return
         cur = self._writer().cursor()
         x = cur.executemany
         try:
-            if self._meta:
-                x(sql.SET_META, list(self._meta.items()))
-            if self._pending_conf:
-                x(sql.INSERT_CONF, self._pending_conf)
-            if self._new_tasks:
-                x(sql.INSERT_TASK, self._new_tasks)
-            if self._dirty:
-                x(sql.UPDATE_TASK_STATE,
-                  [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.attempt,
-                    n.retry, n.id)
-                   for n in self._dirty.values()])
-            if self._definitions:
-                x(sql.UPDATE_TASK_DEFINITION, self._definitions)
-            if self._outputs:
-                x(sql.SET_OUTPUT, self._outputs)
-            if self._transitions:
-                x(sql.INSERT_TRANSITION, self._transitions)
-            if self._attempts_gone:
-                x(sql.DELETE_ATTEMPT, self._attempts_gone)
-            if self._attempts:
-                x(sql.SAVE_ATTEMPT, [a.row() for a in self._attempts.values()])
-            if self._fingerprints:
-                x(sql.SAVE_FINGERPRINT, self._fingerprints)
+            for statement, rows in self._writes():
+                x(statement, rows)
             self._raw.commit()
         except sqlite3.OperationalError as e:
             self._rollback()
@@ -203,7 +215,38 @@ class Store:
         if self.on_commit is not None:
             self.on_commit()
 
+    def _writes(self) -> list[tuple[str, list]]:
+        """The buffered writes of the round: (statement, rows), in the order they are made."""
+        w = []
+        if self._meta:
+            w.append((sql.SET_META, list(self._meta.items())))
+        if self._pending_conf:
+            w.append((sql.INSERT_CONF, self._pending_conf))
+        if self._new_tasks:
+            w.append((sql.INSERT_TASK, self._new_tasks))
+        if self._dirty:
+            w.append((sql.UPDATE_TASK_STATE,
+                      [(n.state, n.step, n.job_id, n.launched_at, n.started_at, n.ended_at, n.message, n.attempt,
+                        n.retry, n.id)
+                       for n in self._dirty.values()]))
+        if self._definitions:
+            w.append((sql.UPDATE_TASK_DEFINITION, self._definitions))
+        if self._outputs:
+            w.append((sql.SET_OUTPUT, self._outputs))
+        if self._transitions:
+            w.append((sql.INSERT_TRANSITION, self._transitions))
+        if self._attempts_gone:
+            w.append((sql.DELETE_ATTEMPT, self._attempts_gone))
+        if self._attempts:
+            w.append((sql.SAVE_ATTEMPT, [a.row() for a in self._attempts.values()]))
+        if self._fingerprints:
+            w.append((sql.SAVE_FINGERPRINT, self._fingerprints))
+        return w
+
     def _rollback(self) -> None:
+        if self._stager:
+            self._stager.abort()
+            self._stager = None
         self._raw.rollback()
         self._staged = False  # (the staged rows went with it)
 
@@ -230,6 +273,9 @@ class Store:
         return self._raw
 
     def close(self) -> None:
+        if self._stager:  # (not committed: it rolls back)
+            self._stager.abort()
+            self._stager = None
         for con in {id(c): c for c in (self._raw, self._read) if c is not None}.values():
             con.close()
         self._raw = self._read = None
@@ -243,3 +289,62 @@ class Store:
 def now() -> float:
     return time.time()
 
+
+
+class Stager:
+    """The writer process of a big generation (state/stager.py): what send() gives it is
+    executed in its transaction, committed by commit(); abort() or this process's death rolls
+    it back."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    @classmethod
+    def start(cls, path: str) -> "Stager | None":
+        """None where no Python can be run again (sys.executable empty) or started."""
+        if not sys.executable:
+            return None
+        import subprocess
+        try:
+            return cls(subprocess.Popen([sys.executable, "-I", "-S", STAGER, path], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, close_fds=True))
+        except OSError:
+            return None
+
+    def _frame(self, frame: tuple) -> None:
+        data = marshal.dumps(frame)
+        try:
+            self.proc.stdin.write(len(data).to_bytes(8, "big"))
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, ValueError) as e:
+            raise InstanceError("the writer process of this generation exited (state/stager.py)") from e
+
+    def send(self, statement: str, rows: list) -> None:
+        self._frame(("rows", statement, rows))
+
+    def commit(self) -> None:
+        self._frame(("commit",))
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        answer = self.proc.stdout.readline().decode("utf-8", "replace").rstrip("\n")
+        self.proc.stdout.close()
+        self.proc.wait()
+        if answer == "ok":
+            return
+        if not answer.startswith("error "):
+            raise InstanceError("the writer process of this generation exited before it committed (state/stager.py)")
+        _, kind, message = (answer.split(" ", 2) + [""])[:3]
+        error = getattr(sqlite3, kind, None)
+        if not (isinstance(error, type) and issubclass(error, sqlite3.Error)):
+            error = sqlite3.DatabaseError
+        raise error(message)
+
+    def abort(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.proc.wait()
