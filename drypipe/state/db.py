@@ -25,14 +25,15 @@ def migrations_dir() -> str:
         return os.path.join(os.path.dirname(os.path.dirname(here)), "migrations")
 
 
+# What every DryPipe connection that may write sets: the store's (plain sqlite3), its writer
+# process's (state/stager.py, given them on its command line) and the engines' (SQLAlchemy).
+PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000")
+
+
 def set_pragmas(con) -> None:
-    """What every DryPipe connection that may write sets: the store's (plain sqlite3) and the
-    engines' (SQLAlchemy, on connect)."""
     cur = con.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    for pragma in PRAGMAS:
+        cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
 

@@ -1,6 +1,7 @@
 """The store's writer process for big generations: run as a script (`python -I -S stager.py
-DB`), it executes the SQL the orchestrator sends it on a connection of its own, in one
-transaction, and commits it when told, while the orchestrator goes on generating tasks.
+DB PRAGMA...`, the pragmas of db.PRAGMAS), it executes the SQL the orchestrator sends it on a
+connection of its own, in one transaction, and commits it when told, while the orchestrator
+goes on generating tasks.
 
 Why a process: inserting 100,000 task rows costs SQLite half a second, which the generator
 would otherwise wait for. A thread would not do: sqlite3's executemany takes the GIL back for
@@ -27,9 +28,9 @@ def read_frame(f):
     return marshal.loads(data)
 
 
-def serve(path: str, inp, out) -> None:
+def serve(path: str, pragmas, inp, out) -> None:
     con = sqlite3.connect(path)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+    for pragma in pragmas:
         con.execute(f"PRAGMA {pragma}")
     error = None
     while True:
@@ -60,4 +61,4 @@ def serve(path: str, inp, out) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    serve(sys.argv[1], sys.argv[2:], sys.stdin.buffer, sys.stdout.buffer)

@@ -10,7 +10,7 @@ import time
 
 from ..errors import InstanceError
 from . import sql
-from .db import set_pragmas
+from .db import PRAGMAS, set_pragmas
 
 STAGE_EVERY = 2_000  # new tasks buffered before they go to the writer of the generation
 STAGER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stager.py")
@@ -306,8 +306,8 @@ class Stager:
             return None
         import subprocess
         try:
-            return cls(subprocess.Popen([sys.executable, "-I", "-S", STAGER, path], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, close_fds=True))
+            return cls(subprocess.Popen([sys.executable, "-I", "-S", STAGER, path, *PRAGMAS],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True))
         except OSError:
             return None
 
