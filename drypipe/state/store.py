@@ -117,20 +117,12 @@ class Store:
         the next flush sends it the rest of the round and has it commit."""
         if self._stager is None:
             self._stager = Stager.start(self.path) or False
-        if self._stager:
-            if self._pending_conf:  # (a task's conf row first: foreign keys are checked at once)
-                self._stager.send(sql.INSERT_CONF, self._pending_conf)
-                self._pending_conf.clear()
-            self._stager.send(sql.INSERT_TASK, self._new_tasks)
-            self._new_tasks.clear()
-            self._staged = True
-            return
-        con = self._writer()
+        w = self._stager or OwnWriter(self._writer())
         try:
             if self._pending_conf:  # (a task's conf row first: foreign keys are checked at once)
-                con.executemany(sql.INSERT_CONF, self._pending_conf)
+                w.send(sql.INSERT_CONF, self._pending_conf)
                 self._pending_conf.clear()
-            con.executemany(sql.INSERT_TASK, self._new_tasks)
+            w.send(sql.INSERT_TASK, self._new_tasks)
         except BaseException:
             self._rollback()
             raise
@@ -179,38 +171,19 @@ class Store:
             if self.on_commit is not None:
                 self.on_commit()
             return
-        if self._stager:  # a big generation's writer holds the round's transaction: all goes there
-            stager, self._stager = self._stager, None
-            try:
-                for statement, rows in self._writes():
-                    stager.send(statement, rows)
-                stager.commit()
-            except BaseException as e:
-                stager.abort()
-                self._staged = False  # (the staged rows went with it)
-                if isinstance(e, sqlite3.OperationalError) and ("readonly" in str(e) or "read-only" in str(e)):
-                    raise InstanceError(f"{self.path}: the instance database is not writable") from e
-                raise
-            self._discard()
-            if self.on_commit is not None:
-                self.on_commit()
-            return
-        cur = self._writer().cursor()
-        x = cur.executemany
+        # a big generation's writer process holds the round's transaction: all goes there
+        w = self._stager or OwnWriter(self._writer())
         try:
             for statement, rows in self._writes():
-                x(statement, rows)
-            self._raw.commit()
-        except sqlite3.OperationalError as e:
+                w.send(statement, rows)
+            w.commit()
+        except BaseException as e:
             self._rollback()
-            if "readonly" in str(e) or "read-only" in str(e):
+            if isinstance(e, sqlite3.OperationalError) and ("readonly" in str(e) or "read-only" in str(e)):
                 raise InstanceError(f"{self.path}: the instance database is not writable") from e
             raise
-        except BaseException:
-            self._rollback()
-            raise
-        finally:
-            cur.close()
+        if self._stager:
+            self._stager = None  # (committed; the process exited)
         self._discard()
         if self.on_commit is not None:
             self.on_commit()
@@ -247,7 +220,8 @@ class Store:
         if self._stager:
             self._stager.abort()
             self._stager = None
-        self._raw.rollback()
+        if self._raw is not None:
+            self._raw.rollback()
         self._staged = False  # (the staged rows went with it)
 
     def _discard(self) -> None:
@@ -289,6 +263,19 @@ class Store:
 def now() -> float:
     return time.time()
 
+
+
+class OwnWriter:
+    """The store's own connection, written to like a Stager."""
+
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+
+    def send(self, statement: str, rows: list) -> None:
+        self.con.executemany(statement, rows)
+
+    def commit(self) -> None:
+        self.con.commit()
 
 
 class Stager:
