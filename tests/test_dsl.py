@@ -67,6 +67,38 @@ def test_literal_inputs_keep_their_type_and_text():
                       "v": ("int", "7")}
 
 
+def test_the_spec_text_the_builder_writes_is_the_json_of_the_spec():
+    """The database holds each task's spec as jsontext.dumps writes it; a task yielded again is
+    recognized by that text alone, which the builder writes as it goes. Any difference would
+    make every task of an existing instance look redefined (or, worse, hide a change)."""
+    from drypipe.jsontext import dumps
+
+    def dag(dsl):
+        a = dsl.task(key="a").outputs(f=dsl.file('qu"ote\\é.txt'), n=int, g=dsl.fileset("*.x"),
+                                      s=dsl.var(str), d=dsl.file("sub/d.txt")).calls("s.sh")()
+        yield a
+        b = dsl.task(key="b.1").inputs(a.outputs.f, i=-12, s='tab\t"q" ünï \U0001F600\n', fl=2.5, bo=False,
+                                       v=dsl.val("x"), n=a.outputs.n, g=a.outputs.g, d=a.outputs.d,
+                                       h=dsl.file("in/h.txt"))
+        yield b.inputs(big=10 ** 30).outputs(o=dsl.file("o.txt")).calls("echo '\\' \"$i\"\n").calls(f1)()
+        yield dsl.task(key="c").calls("true")()
+
+    tasks = gen(dag).tasks
+    for t in tasks.values():
+        assert t.spec_json() == dumps(t.spec()), t.key
+    assert '"value":"tab\\t\\"q\\" \\u00fcn\\u00ef \\ud83d\\ude00\\n"' in tasks["b.1"].spec_json()
+
+
+def test_a_clause_added_to_a_builder_after_its_task_is_not_part_of_that_task():
+    def dag(dsl):
+        b = dsl.task(key="t").inputs(i=1).calls("true")
+        yield b()
+        b.inputs(j=2)
+
+    t = gen(dag).tasks["t"]
+    assert [i["name"] for i in t.inputs] == ["i"] and '"j"' not in t.spec_json()
+
+
 def test_consumes_and_produces_are_the_same_as_inputs_and_outputs():
     def dag(dsl):
         t1 = dsl.task(key="t1").produces(x=dsl.var(float)).calls("export x=1.5")()

@@ -381,7 +381,7 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     path = db.db_path(str(inst))
     before = schema(path)
     s = Store(path)
-    assert (s.load_meta(), s.load_confs(), s.load_tasks(), s.load_outputs()) == ({}, {}, [], {})
+    assert (s.load_meta(), s.load_confs(), s.load_tasks(), s.load_outputs()) == ({}, {}, ([], {}), {})
     s.set_meta("generator", "pipe:dag")
     c1 = s.conf_id('{"a":1}')
     c2 = s.conf_id('{"b":2}')
@@ -417,11 +417,13 @@ def test_a_db_round_trips_through_store(tmp_path, make):
     assert s.load_meta() == {"generator": "pipe:dag2", "code_dir": "/code"}
     assert s.load_confs() == {c1: '{"a":1}', c2: '{"b":2}'}
     assert s.conf_id('{"b":2}') == c2 and s.conf_id('{"c":3}') not in (c1, c2)  # ids known once loaded
-    assert [tuple(r) for r in s.load_tasks()] == [
-        (1, "t-1", "completed", None, "process", c1, '{"spec":1}', "4242", 1001.0, 1764160000.0, 1764160001.5,
-         1764160004.0, "done", 2, 1),
-        (2, "t-'\"2 ü", "ready", None, "process", c2, '{"spec":22}', None, 1002.0, None, None, None, None, 0, 0),
+    rows, runs = s.load_tasks()
+    assert [tuple(r) for r in rows] == [
+        (1, "t-1", "completed", None, "process", c1, '{"spec":1}', 1001.0),
+        (2, "t-'\"2 ü", "ready", None, "process", c2, '{"spec":22}', 1002.0),
     ]
+    # what only a launched task has: for the tasks that have some of it (t-2 was never launched)
+    assert runs == {1: ("4242", 1764160000.0, 1764160001.5, 1764160004.0, "done", 2, 1)}
     assert s.load_outputs() == {1: {"x": "43", "y": "a b"}}
     tr = transition_table.c
     with engine.connect() as c:

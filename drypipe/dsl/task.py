@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import re
+from json.encoder import encode_basestring_ascii as _quoted
 
 from ..conf import TaskConf
 from ..errors import InvalidPipeline
+from ..jsontext import dumps
 from .values import (TYPES_BY_NAME, File, FileHandle, FileSet, GlobExpression, Val, Var,
                      format_typed, parse_typed, type_name)
 
@@ -125,9 +127,9 @@ class Outputs:
 
 class Task:
     """A finished task declaration, as yielded by a DAG generator."""
-    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "__weakref__")
+    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "_json", "__weakref__")
 
-    def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl):
+    def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl, json_text=None):
         self.key = key
         self.conf = conf
         self.inputs = inputs
@@ -135,6 +137,7 @@ class Task:
         self.steps = steps
         self.upstream = upstream
         self._dsl = dsl
+        self._json = json_text  # dumps(spec()), when the builder wrote it
 
     @property
     def outputs(self) -> Outputs:
@@ -143,6 +146,15 @@ class Task:
     def spec(self) -> dict:
         """The JSON-able definition persisted in the DB and in task-conf.json."""
         return {"inputs": self.inputs, "outputs": self.output_decls, "steps": self.steps}
+
+    def spec_json(self) -> str:
+        """jsontext.dumps(self.spec()): the text the database holds, which tells whether a task
+        yielded again is the one recorded. The builder writes it piece by piece as it builds the
+        spec (a third of the cost of encoding the spec afterwards: 100k-task DAGs)."""
+        text = self._json
+        if text is None:
+            text = self._json = dumps(self.spec())
+        return text
 
     @classmethod
     def from_spec(cls, key, spec, conf, dsl) -> "Task":
@@ -155,7 +167,10 @@ class Task:
 
 class TaskBuilder:
     """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
-    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream", "_input_names")
+    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream", "_input_names",
+                 "_inputs_json", "_outputs_json", "_steps_json")
+    # _*_json: the JSON text of each element of _inputs, _outputs and _steps, as jsontext.dumps
+    # writes it (Task.spec_json); the common cases are formatted directly, the others dumped
 
     def __init__(self, dsl, key, conf):
         self._dsl = dsl
@@ -170,6 +185,9 @@ class TaskBuilder:
         self._outputs = {}
         self._steps = []
         self._upstream = set()
+        self._inputs_json = []
+        self._outputs_json = []
+        self._steps_json = []
 
     # -- inputs -------------------------------------------------------------------------
     def inputs(self, *args, **kwargs) -> "TaskBuilder":
@@ -184,16 +202,22 @@ class TaskBuilder:
             t = type(v)
             if name in names or name not in _GOOD_NAMES:
                 self._add_input(name, v)
-            elif t is int or t is str:
+            elif t is int:  # (a name in _GOOD_NAMES, an int's digits: nothing to escape)
                 names.add(name)
-                self._inputs.append({"name": name, "kind": "value", "type": "int" if t is int else "str",
-                                     "value": str(v)})
+                self._inputs.append({"name": name, "kind": "value", "type": "int", "value": str(v)})
+                self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"int","value":"{v:d}"}}')
+            elif t is str:
+                names.add(name)
+                self._inputs.append({"name": name, "kind": "value", "type": "str", "value": v})
+                self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"str","value":{_quoted(v)}}}')
             elif t is OutputRef and v.decl["kind"] == "file":
                 names.add(name)
                 up = v.task.key
                 self._upstream.add(up)
-                self._inputs.append({"name": name, "kind": "file", "path": f"output/{up}/{v.decl['path']}",
-                                     "task": up})
+                path = f"output/{up}/{v.decl['path']}"
+                self._inputs.append({"name": name, "kind": "file", "path": path, "task": up})
+                self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},'
+                                         f'"task":{_quoted(up)}}}')
             else:
                 self._add_input(name, v)
         return self
@@ -208,15 +232,12 @@ class TaskBuilder:
         if name in names:
             raise InvalidPipeline(f"task {key!r}: input {name!r} is given twice")
         names.add(name)
-        t = type(v)
-        if t is int or t is str:  # the most common case first (100k-task DAGs)
-            self._inputs.append({"name": name, "kind": "value", "type": "int" if t is int else "str",
-                                 "value": str(v)})
-            return
-        if t is OutputRef and v.decl["kind"] == "file":  # the next most common
+        if type(v) is OutputRef and v.decl["kind"] == "file":  # the most common (positional inputs)
             up = v.task.key
             self._upstream.add(up)
-            self._inputs.append({"name": name, "kind": "file", "path": f"output/{up}/{v.decl['path']}", "task": up})
+            path = f"output/{up}/{v.decl['path']}"
+            self._inputs.append({"name": name, "kind": "file", "path": path, "task": up})
+            self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},"task":{_quoted(up)}}}')
             return
         if isinstance(v, Val):
             v = v.value
@@ -249,6 +270,7 @@ class TaskBuilder:
             raise InvalidPipeline(f"task {key!r}: input {name!r} has unsupported value {v!r} "
                                   "(int, float, str, bool, dsl.val, dsl.file, or an upstream output)")
         self._inputs.append(spec)
+        self._inputs_json.append(dumps(spec))
 
     # -- outputs ------------------------------------------------------------------------
     def outputs(self, **kwargs) -> "TaskBuilder":
@@ -260,6 +282,7 @@ class TaskBuilder:
                 raise InvalidPipeline(f"task {key!r}: output {name!r} is declared twice")
             if type(v) is File and "/" not in v.name and v.name != "..":  # the common case first
                 self._outputs[name] = {"kind": "file", "path": v.name}
+                self._outputs_json.append(f'"{name}":{{"kind":"file","path":{_quoted(v.name)}}}')
                 continue
             if isinstance(v, Var):
                 v = v.type
@@ -279,6 +302,7 @@ class TaskBuilder:
             else:
                 raise InvalidPipeline(f"task {key!r}: output {name!r} must be a type (int, float, str), "
                                       f"dsl.var, dsl.file or dsl.fileset, got {v!r}")
+            self._outputs_json.append(f'"{name}":{dumps(self._outputs[name])}')
         return self
 
     produces = outputs
@@ -290,8 +314,10 @@ class TaskBuilder:
             stripped = what.strip()
             if stripped.endswith(".sh") and "\n" not in stripped and " " not in stripped:
                 self._steps.append({"kind": "script", "path": stripped})
+                self._steps_json.append(dumps(self._steps[-1]))
             else:
                 self._steps.append({"kind": "bash", "snippet": what})
+                self._steps_json.append(f'{{"kind":"bash","snippet":{_quoted(what)}}}')
         elif callable(what):
             if not is_python_call(what):
                 name = getattr(what, "__qualname__", repr(what))
@@ -299,6 +325,7 @@ class TaskBuilder:
                                       "@DryPipe.python_call()")
             self._steps.append({"kind": "python", "module": what.__module__,
                                 "function": what.__qualname__})
+            self._steps_json.append(dumps(self._steps[-1]))
         else:
             raise InvalidPipeline(f"task {key!r}: calls() takes a bash snippet, a script name or a "
                                   f"@DryPipe.python_call() function, got {what!r}")
@@ -309,7 +336,11 @@ class TaskBuilder:
             raise InvalidPipeline(f"task {self.key!r} has no .calls(...) step")
         dsl = self._dsl
         conf = self.conf or dsl.default_conf
-        return Task(self.key, conf, self._inputs, self._outputs, self._steps, self._upstream, dsl.root)
+        text = (f'{{"inputs":[{",".join(self._inputs_json)}],"outputs":{{{",".join(self._outputs_json)}}},'
+                f'"steps":[{",".join(self._steps_json)}]}}')
+        # (copies: a clause added to this builder later is not part of the task returned now)
+        return Task(self.key, conf, self._inputs.copy(), self._outputs.copy(), self._steps.copy(),
+                    self._upstream.copy(), dsl.root, text)
 
 
 # the types accepted by name in persisted specs, re-exported for the runtime

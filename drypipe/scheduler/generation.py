@@ -12,7 +12,6 @@ from ..conf import TaskConf
 from ..dsl.pipeline import generate
 from ..errors import InvalidPipeline
 from ..state import states as S
-from ..jsontext import dumps
 from ..state.store import now
 from . import changes
 from .graph import Node
@@ -39,14 +38,21 @@ def _generate(orch) -> list[Node]:
     nodes = graph.nodes
     done = []  # completed tasks yielded again: are they out of date?
     same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
+    last_same = (None, None)  # the last (TaskConf, conf id) found equal
     next_id = orch.next_id
     for key, task in gen.tasks.items():
         known = nodes.get(key)
         if known is not None:
-            if known.state == S.COMPLETED:
+            state = known.state
+            if state == S.COMPLETED:
                 done.append((known, task))
-            elif known.state not in S.ACTIVE:
-                update_definition(orch, known, task, same_conf)
+            elif state not in S.ACTIVE:
+                # yielded again as recorded (100k tasks prepared again): one string comparison
+                if task.spec_json() == known.spec_json and last_same[0] is task.conf \
+                        and last_same[1] == known.conf_id:
+                    continue
+                if update_definition(orch, known, task, same_conf):
+                    last_same = (task.conf, known.conf_id)
             continue
         for s in task.steps:
             if s["kind"] == "script" and s["path"] not in scripts_checked:
@@ -61,7 +67,9 @@ def _generate(orch) -> list[Node]:
             cached = conf_cache[id(conf)] = (store.conf_id(conf.to_json_key()), conf.executer_type)
             if conf.executer_type == "slurm" or conf.is_remote:
                 orch.any_nonlocal = True
-        n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], None, task.spec())
+        # (its spec is parsed from its JSON text when first needed: most new tasks are not looked at
+        # before the generation ends, and the Task's own dicts are then freed)
+        n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], task.spec_json())
         next_id += 1
         n.created_at = t
         new.append(n)
@@ -83,7 +91,7 @@ def _generate(orch) -> list[Node]:
         if n.pending == 0:
             n.state = S.READY  # created ready (no uncompleted upstream): not a transition
             ready.append(n)
-        add_task(n, dumps(n.spec))
+        add_task(n, n.spec_json)
     changes.check(orch, done)
     orch.blocked_waits = gen.blocked_waits
     index_glob_waits(orch)
@@ -92,12 +100,13 @@ def _generate(orch) -> list[Node]:
     return new
 
 
-def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> None:
+def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> bool:
     """A task not run (or failed) whose definition changed in the generator: take the new one
     (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
-    executer type included. same_conf: a cache of TaskConf comparisons, for one generation."""
+    executer type included. same_conf: a cache of TaskConf comparisons, for one generation.
+    True when the task is unchanged."""
     spec = task.spec()
-    text = dumps(spec)
+    text = task.spec_json()
     # the same text as recorded needs no parse of the recorded spec (100k tasks prepared again)
     if text == n.spec_json or spec == n.spec:
         if same_conf is None:
@@ -108,12 +117,13 @@ def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> Non
             if same is None:
                 same = same_conf[ck] = task.conf == n.conf
         if same:
-            return
+            return True
     if {i.get("task") for i in spec["inputs"]} != {i.get("task") for i in n.spec["inputs"]}:
         log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
                     "recorded definition", n.key)
-        return
+        return False
     n.spec = spec
+    n.spec_json = text
     orch.materializer.forget(n.key)  # (a task dir written ahead holds the old definition)
     if task.conf != n.conf:
         check_supported(n.key, task.conf)
@@ -125,6 +135,7 @@ def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> Non
     orch.redefined.add(n.key)
     if n.key not in orch.changes.rerun:  # --rerun-changed said so already
         log.warning("task %s: definition changed in the generator; the new one will run", n.key)
+    return False
 
 
 def index_glob_waits(orch) -> None:

@@ -48,10 +48,15 @@ def load(orch) -> None:
     nodes = graph.nodes
     local_confs = {cid for cid, c in confs.items() if not c.is_remote}
     any_nonlocal = False
-    for (id_, key, state, step, executer_type, conf_id, spec, job_id, created_at, launched_at, started_at,
-         ended_at, message, attempt, retry) in store.load_tasks():
-        n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, job_id,
-                              created_at, launched_at, started_at, ended_at, message, attempt, retry)
+    rows, runs = store.load_tasks()
+    for id_, key, state, step, executer_type, conf_id, spec, created_at in rows:
+        run = runs.get(id_) if runs else None
+        if run is None:
+            n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, None,
+                                  created_at)
+        else:
+            n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, run[0],
+                                  created_at, *run[1:])
         if outputs:
             n.outputs = outputs.get(id_)
         if executer_type == "slurm" or conf_id not in local_confs:

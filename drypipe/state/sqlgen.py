@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import NamedTuple
 
-from sqlalchemy import Column, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Column, Table, and_, bindparam, delete, func, insert, literal_column, not_, select, update
 from sqlalchemy.dialects import sqlite
 
 from .models import (attempt_table, fingerprint_table, meta_table, output_var_table, task_conf_table, task_table,
@@ -62,12 +62,15 @@ def delete_statement(table: Table, where: Column) -> Statement:
     return _compile(stmt, table, (where,), [f"where_{where.key}"])
 
 
-def _select(*columns, where=(), order_by=None, join=None) -> Statement:
+def _select(*columns, where=(), order_by=None, join=None, only=None) -> Statement:
+    """where: columns equal to a `?` each; only: an expression rows must satisfy."""
     q = select(*columns)
     if join is not None:
         q = q.join(*join)
     for c in where:
         q = q.where(c == bindparam(f"where_{c.key}"))
+    if only is not None:
+        q = q.where(only)
     if order_by is not None:
         q = q.order_by(order_by)
     compiled = q.compile(dialect=_SQLITE)
@@ -102,14 +105,19 @@ SAVE_FINGERPRINT = insert_statement(fingerprint_table, _f.task_id, _f.attempt, _
 STATEMENTS = {name: st for name, st in globals().items() if isinstance(st, Statement)}
 
 # -- reads (store.load_*) ------------------------------------------------------------------------
-# load_tasks()'s rows, in this order
-TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.job_id, _t.created_at,
-            _t.launched_at, _t.started_at, _t.ended_at, _t.message, _t.attempt, _t.retry)
+# load_tasks()'s rows, in this order: what every task has...
+TASK_ROW = (_t.id, _t.key, _t.state, _t.step, _t.executer_type, _t.conf_id, _t.spec, _t.created_at)
+# ...and what only a task launched (or failed at its launch) has: the rows of those tasks alone (most
+# tasks of a 100k-task instance prepared are none: each column read costs as much as a row)
+TASK_RUN_ROW = (_t.id, _t.job_id, _t.launched_at, _t.started_at, _t.ended_at, _t.message, _t.attempt, _t.retry)
+_NEVER_RUN = and_(*(c.is_(None) for c in TASK_RUN_ROW[1:6]), _t.attempt == literal_column("0"),
+                  _t.retry == literal_column("0"))
 _last = select(_a.task_id, func.max(_a.attempt).label("n")).group_by(_a.task_id).subquery()
 QUERIES = {
     "LOAD_META": _select(_m.name, _m.value),
     "LOAD_CONFS": _select(_cf.id, _cf.json),
     "LOAD_TASKS": _select(*TASK_ROW, order_by=_t.id),
+    "LOAD_TASK_RUNS": _select(*TASK_RUN_ROW, only=not_(_NEVER_RUN)),
     "LOAD_ATTEMPTS": _select(*attempt_table.columns),
     # the highest attempt of each task
     "LOAD_LAST_ATTEMPTS": _select(*attempt_table.columns, join=(
@@ -120,6 +128,7 @@ QUERIES = {
 # column name lists the orchestrator builds its tuples with
 NAMES = {
     "TASK_ROW": tuple(c.key for c in TASK_ROW),
+    "TASK_RUN_ROW": tuple(c.key for c in TASK_RUN_ROW),
     "ATTEMPT_COLUMNS": tuple(c.key for c in attempt_table.columns),
 }
 

@@ -74,10 +74,12 @@ class Store:
             self._next_conf_id = max(self._next_conf_id, cid + 1)
         return {cid: js for cid, js in rows}
 
-    def load_tasks(self):
-        """Rows (id, key, state, step, executer_type, conf_id, spec, job_id, created_at,
-        launched_at, started_at, ended_at, message, attempt, retry), in creation order."""
-        return self._rows(sql.LOAD_TASKS)
+    def load_tasks(self) -> tuple[list[tuple], dict[int, tuple]]:
+        """Rows (id, key, state, step, executer_type, conf_id, spec, created_at), in creation
+        order; and by task id, (job_id, launched_at, started_at, ended_at, message, attempt,
+        retry) of the tasks where one of them is set (of any other task: None, 0 and 0)."""
+        runs = {r[0]: r[1:] for r in self._rows(sql.LOAD_TASK_RUNS)}
+        return self._rows(sql.LOAD_TASKS), runs
 
     def load_attempts(self, running_only: bool = False):
         """Rows of the attempt table (every column, in the table's order); with running_only,
