@@ -69,8 +69,9 @@ def test_literal_inputs_keep_their_type_and_text():
 
 def test_the_spec_text_the_builder_writes_is_the_json_of_the_spec():
     """The database holds each task's spec as jsontext.dumps writes it; a task yielded again is
-    recognized by that text alone, which the builder writes as it goes. Any difference would
-    make every task of an existing instance look redefined (or, worse, hide a change)."""
+    recognized by that text alone, which the builder writes clause by clause. Any difference with
+    the text of the spec's dicts would make every task of an existing instance look redefined
+    (or hide a change)."""
     from drypipe.jsontext import dumps
 
     def dag(dsl):
@@ -81,12 +82,33 @@ def test_the_spec_text_the_builder_writes_is_the_json_of_the_spec():
                                        v=dsl.val("x"), n=a.outputs.n, g=a.outputs.g, d=a.outputs.d,
                                        h=dsl.file("in/h.txt"))
         yield b.inputs(big=10 ** 30).outputs(o=dsl.file("o.txt")).calls("echo '\\' \"$i\"\n").calls(f1)()
-        yield dsl.task(key="c").calls("true")()
 
+    def value(name, type_, text):
+        return {"name": name, "kind": "value", "type": type_, "value": text}
+
+    expected = {
+        "a": {"inputs": [],
+              "outputs": {"f": {"kind": "file", "path": 'qu"ote\\é.txt'}, "n": {"kind": "var", "type": "int"},
+                          "g": {"kind": "fileset", "glob": "*.x"}, "s": {"kind": "var", "type": "str"},
+                          "d": {"kind": "file", "path": "sub/d.txt"}},
+              "steps": [{"kind": "script", "path": "s.sh"}]},
+        "b.1": {"inputs": [{"name": "f", "kind": "file", "path": 'output/a/qu"ote\\é.txt', "task": "a"},
+                           value("i", "int", "-12"), value("s", "str", 'tab\t"q" ünï \U0001F600\n'),
+                           value("fl", "float", "2.5"), value("bo", "bool", "False"), value("v", "str", "x"),
+                           {"name": "n", "kind": "var", "type": "int", "task": "a", "output": "n"},
+                           {"name": "g", "kind": "glob", "pattern": "output/a/*.x", "task": "a"},
+                           {"name": "d", "kind": "file", "path": "output/a/sub/d.txt", "task": "a"},
+                           {"name": "h", "kind": "file", "path": "in/h.txt"}, value("big", "int", str(10 ** 30))],
+                "outputs": {"o": {"kind": "file", "path": "o.txt"}},
+                "steps": [{"kind": "bash", "snippet": "echo '\\' \"$i\"\n"},
+                          {"kind": "python", "module": __name__, "function": "f1"}]},
+    }
     tasks = gen(dag).tasks
-    for t in tasks.values():
-        assert t.spec_json() == dumps(t.spec()), t.key
-    assert '"value":"tab\\t\\"q\\" \\u00fcn\\u00ef \\ud83d\\ude00\\n"' in tasks["b.1"].spec_json()
+    for key, spec in expected.items():
+        assert tasks[key].spec_json() == dumps(spec), key
+        assert tasks[key].spec() == spec
+    assert tasks["a"].scripts == ("s.sh",) and tasks["b.1"].scripts == ()
+    assert tasks["b.1"].upstream == {"a"}
 
 
 def test_a_clause_added_to_a_builder_after_its_task_is_not_part_of_that_task():

@@ -1,6 +1,7 @@
 """Tasks: the builder chain dsl.task(...).inputs(...).outputs(...).calls(...)() and its result."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from json.encoder import encode_basestring_ascii as _quoted
@@ -126,40 +127,51 @@ class Outputs:
 
 
 class Task:
-    """A finished task declaration, as yielded by a DAG generator."""
-    __slots__ = ("key", "conf", "inputs", "output_decls", "steps", "upstream", "_dsl", "_json", "__weakref__")
+    """A finished task declaration, as yielded by a DAG generator. Its spec is kept as the JSON
+    text the database holds (spec_json), parsed when asked for (spec(), inputs, steps): most tasks
+    of a big DAG are only compared with their recorded text, or recorded."""
+    __slots__ = ("key", "conf", "output_decls", "upstream", "scripts", "_dsl", "_json", "_spec", "__weakref__")
 
-    def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl, json_text=None):
+    def __init__(self, key, conf, output_decls, upstream, dsl, json_text, scripts=()):
         self.key = key
         self.conf = conf
-        self.inputs = inputs
-        self.output_decls = output_decls
-        self.steps = steps
-        self.upstream = upstream
+        self.output_decls = output_decls  # name -> decl (the spec's "outputs"): t.outputs.x
+        self.upstream = upstream  # the keys of the tasks whose outputs it consumes
+        self.scripts = scripts  # the paths of its steps that are scripts of the pipeline's code dir
         self._dsl = dsl
-        self._json = json_text  # dumps(spec()), when the builder wrote it
+        self._json = json_text
+        self._spec = None
 
     @property
     def outputs(self) -> Outputs:
         return Outputs(self)
 
     def spec(self) -> dict:
-        """The JSON-able definition persisted in the DB and in task-conf.json."""
-        return {"inputs": self.inputs, "outputs": self.output_decls, "steps": self.steps}
+        """The JSON-able definition persisted in the DB and in task-conf.json: inputs, outputs, steps."""
+        spec = self._spec
+        if spec is None:
+            spec = self._spec = json.loads(self._json)
+        return spec
+
+    @property
+    def inputs(self) -> list[dict]:
+        return self.spec()["inputs"]
+
+    @property
+    def steps(self) -> list[dict]:
+        return self.spec()["steps"]
 
     def spec_json(self) -> str:
         """jsontext.dumps(self.spec()): the text the database holds, which tells whether a task
-        yielded again is the one recorded. The builder writes it piece by piece as it builds the
-        spec (a third of the cost of encoding the spec afterwards: 100k-task DAGs)."""
-        text = self._json
-        if text is None:
-            text = self._json = dumps(self.spec())
-        return text
+        yielded again is the one recorded. The builder writes it clause by clause (a third of the
+        cost of encoding dicts afterwards; 100k-task DAGs)."""
+        return self._json
 
     @classmethod
     def from_spec(cls, key, spec, conf, dsl) -> "Task":
         upstream = {i["task"] for i in spec["inputs"] if i.get("task")}
-        return cls(key, conf, spec["inputs"], spec["outputs"], spec["steps"], upstream, dsl)
+        scripts = tuple(s["path"] for s in spec["steps"] if s["kind"] == "script")
+        return cls(key, conf, spec["outputs"], upstream, dsl, dumps(spec), scripts)
 
     def __repr__(self):
         return f"<Task {self.key}>"
@@ -167,10 +179,10 @@ class Task:
 
 class TaskBuilder:
     """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
-    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream", "_input_names",
+    __slots__ = ("_dsl", "key", "conf", "_outputs", "_upstream", "_input_names", "_scripts",
                  "_inputs_json", "_outputs_json", "_steps_json")
-    # _*_json: the JSON text of each element of _inputs, _outputs and _steps, as jsontext.dumps
-    # writes it (Task.spec_json); the common cases are formatted directly, the others dumped
+    # _*_json: the JSON text of each input, output and step of the spec, as jsontext.dumps writes
+    # it (Task.spec_json): the common cases formatted directly, the others built as dicts, dumped
 
     def __init__(self, dsl, key, conf):
         self._dsl = dsl
@@ -180,11 +192,10 @@ class TaskBuilder:
         if conf is not None and not isinstance(conf, TaskConf):
             raise InvalidPipeline(f"task {key!r}: task_conf must be a TaskConf, got {type(conf).__name__}")
         self.conf = conf
-        self._inputs = []
         self._input_names = set()
         self._outputs = {}
-        self._steps = []
         self._upstream = set()
+        self._scripts = None
         self._inputs_json = []
         self._outputs_json = []
         self._steps_json = []
@@ -204,18 +215,15 @@ class TaskBuilder:
                 self._add_input(name, v)
             elif t is int:  # (a name in _GOOD_NAMES, an int's digits: nothing to escape)
                 names.add(name)
-                self._inputs.append({"name": name, "kind": "value", "type": "int", "value": str(v)})
                 self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"int","value":"{v:d}"}}')
             elif t is str:
                 names.add(name)
-                self._inputs.append({"name": name, "kind": "value", "type": "str", "value": v})
                 self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"str","value":{_quoted(v)}}}')
             elif t is OutputRef and v.decl["kind"] == "file":
                 names.add(name)
                 up = v.task.key
                 self._upstream.add(up)
                 path = f"output/{up}/{v.decl['path']}"
-                self._inputs.append({"name": name, "kind": "file", "path": path, "task": up})
                 self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},'
                                          f'"task":{_quoted(up)}}}')
             else:
@@ -236,7 +244,6 @@ class TaskBuilder:
             up = v.task.key
             self._upstream.add(up)
             path = f"output/{up}/{v.decl['path']}"
-            self._inputs.append({"name": name, "kind": "file", "path": path, "task": up})
             self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},"task":{_quoted(up)}}}')
             return
         if isinstance(v, Val):
@@ -269,7 +276,6 @@ class TaskBuilder:
         else:
             raise InvalidPipeline(f"task {key!r}: input {name!r} has unsupported value {v!r} "
                                   "(int, float, str, bool, dsl.val, dsl.file, or an upstream output)")
-        self._inputs.append(spec)
         self._inputs_json.append(dumps(spec))
 
     # -- outputs ------------------------------------------------------------------------
@@ -313,34 +319,34 @@ class TaskBuilder:
         if isinstance(what, str):
             stripped = what.strip()
             if stripped.endswith(".sh") and "\n" not in stripped and " " not in stripped:
-                self._steps.append({"kind": "script", "path": stripped})
-                self._steps_json.append(dumps(self._steps[-1]))
+                self._steps_json.append(dumps({"kind": "script", "path": stripped}))
+                if self._scripts is None:
+                    self._scripts = []
+                self._scripts.append(stripped)
             else:
-                self._steps.append({"kind": "bash", "snippet": what})
                 self._steps_json.append(f'{{"kind":"bash","snippet":{_quoted(what)}}}')
         elif callable(what):
             if not is_python_call(what):
                 name = getattr(what, "__qualname__", repr(what))
                 raise InvalidPipeline(f"task {key!r}: python call {name} is not decorated with "
                                       "@DryPipe.python_call()")
-            self._steps.append({"kind": "python", "module": what.__module__,
-                                "function": what.__qualname__})
-            self._steps_json.append(dumps(self._steps[-1]))
+            self._steps_json.append(dumps({"kind": "python", "module": what.__module__,
+                                           "function": what.__qualname__}))
         else:
             raise InvalidPipeline(f"task {key!r}: calls() takes a bash snippet, a script name or a "
                                   f"@DryPipe.python_call() function, got {what!r}")
         return self
 
     def __call__(self) -> Task:
-        if not self._steps:
+        if not self._steps_json:
             raise InvalidPipeline(f"task {self.key!r} has no .calls(...) step")
         dsl = self._dsl
         conf = self.conf or dsl.default_conf
         text = (f'{{"inputs":[{",".join(self._inputs_json)}],"outputs":{{{",".join(self._outputs_json)}}},'
                 f'"steps":[{",".join(self._steps_json)}]}}')
         # (copies: a clause added to this builder later is not part of the task returned now)
-        return Task(self.key, conf, self._inputs.copy(), self._outputs.copy(), self._steps.copy(),
-                    self._upstream.copy(), dsl.root, text)
+        return Task(self.key, conf, self._outputs.copy(), self._upstream.copy(), dsl.root, text,
+                    tuple(self._scripts) if self._scripts else ())
 
 
 # the types accepted by name in persisted specs, re-exported for the runtime

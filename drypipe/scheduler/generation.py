@@ -54,12 +54,12 @@ def _generate(orch) -> list[Node]:
                 if update_definition(orch, known, task, same_conf):
                     last_same = (task.conf, known.conf_id)
             continue
-        for s in task.steps:
-            if s["kind"] == "script" and s["path"] not in scripts_checked:
-                if not os.path.isfile(os.path.join(code_dir, s["path"])):
-                    raise InvalidPipeline(f"task {key!r}: calls({s['path']!r}): no such script in "
+        for path in task.scripts:
+            if path not in scripts_checked:
+                if not os.path.isfile(os.path.join(code_dir, path)):
+                    raise InvalidPipeline(f"task {key!r}: calls({path!r}): no such script in "
                                           f"$__pipeline_code_dir ({code_dir})")
-                scripts_checked.add(s["path"])
+                scripts_checked.add(path)
         conf = task.conf
         cached = conf_cache.get(id(conf))
         if cached is None:
@@ -105,10 +105,9 @@ def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> boo
     (a fixed snippet is what --restart-failed/--reset-failed should run), its TaskConf and
     executer type included. same_conf: a cache of TaskConf comparisons, for one generation.
     True when the task is unchanged."""
-    spec = task.spec()
     text = task.spec_json()
-    # the same text as recorded needs no parse of the recorded spec (100k tasks prepared again)
-    if text == n.spec_json or spec == n.spec:
+    # the same text as recorded needs no parse of either spec (100k tasks prepared again)
+    if text == n.spec_json or task.spec() == n.spec:
         if same_conf is None:
             same = task.conf == n.conf
         else:
@@ -118,6 +117,7 @@ def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> boo
                 same = same_conf[ck] = task.conf == n.conf
         if same:
             return True
+    spec = task.spec()
     if {i.get("task") for i in spec["inputs"]} != {i.get("task") for i in n.spec["inputs"]}:
         log.warning("task %s: its inputs' upstream tasks changed in the generator; keeping the "
                     "recorded definition", n.key)
