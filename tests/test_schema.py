@@ -375,6 +375,44 @@ def node(id, key, conf_id, **kw):
     return types.SimpleNamespace(id=id, key=key, conf_id=conf_id, **fields)
 
 
+def test_the_launch_columns_load_alike_whether_few_or_most_tasks_ran(tmp_path):
+    """load_tasks() reads the columns only a launched task has apart, for the tasks that have
+    them, unless most tasks completed: then whole rows. Either way, every value comes back."""
+    inst, engine = new_instance(tmp_path)
+    s = Store(db.open_path(str(inst)))
+    c = s.conf_id('{"a":1}')
+    done = node(1, "done", c, state="completed", job_id="7", launched_at=1.5, started_at=2.5, ended_at=3.5,
+                message="m", attempt=1)
+    retried = node(2, "retried", c, state="ready", retry=1)  # (one column set, the others not)
+    failed = node(3, "failed", c, state="failed", message="cannot write its task dir")
+    fresh = [node(i, f"fresh-{i}", c) for i in range(4, 8)]
+    for n in (done, retried, failed, *fresh):
+        s.add_task(n, "{}")
+        s.touch(n)
+    s.flush()
+
+    def loaded():
+        rows, runs = Store(db.open_path(str(inst))).load_tasks()
+        if runs is None:
+            return {r[1]: r[7:] for r in rows}
+        return {r[1]: (r[7], *runs.get(r[0], (None, None, None, None, None, 0, 0))) for r in rows}
+
+    few = loaded()
+    assert Store(db.open_path(str(inst))).load_tasks()[1] is not None  # 1 of 7 completed: apart
+    assert few["done"] == (1001.0, "7", 1.5, 2.5, 3.5, "m", 1, 0)
+    assert few["retried"] == (1002.0, None, None, None, None, None, 0, 1)
+    assert few["failed"] == (1003.0, None, None, None, None, "cannot write its task dir", 0, 0)
+    assert few["fresh-4"] == (1004.0, None, None, None, None, None, 0, 0)
+    for n in fresh:
+        n.state = "completed"
+        s.touch(n)
+    s.flush()
+    assert Store(db.open_path(str(inst))).load_tasks()[1] is None  # 5 of 7: whole rows
+    assert loaded() == few
+    s.close()
+    engine.dispose()
+
+
 @pytest.mark.parametrize("make", [release_instance, new_instance], ids=["release-0.1.0-db", "new-db"])
 def test_a_db_round_trips_through_store(tmp_path, make):
     inst, engine = make(tmp_path)

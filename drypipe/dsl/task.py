@@ -1,7 +1,6 @@
 """Tasks: the builder chain dsl.task(...).inputs(...).outputs(...).calls(...)() and its result."""
 from __future__ import annotations
 
-import json
 import os
 import re
 from json.encoder import encode_basestring_ascii as _quoted
@@ -128,11 +127,14 @@ class Outputs:
 
 class Task:
     """A finished task declaration, as yielded by a DAG generator. Its spec is kept as the JSON
-    text the database holds (spec_json), parsed when asked for (spec(), inputs, steps): most tasks
-    of a big DAG are only compared with their recorded text, or recorded."""
-    __slots__ = ("key", "conf", "output_decls", "upstream", "scripts", "_dsl", "_json", "_spec", "__weakref__")
+    text the database holds (spec_json) and as the builder's compact record of its inputs and
+    steps, from which spec() builds the dicts when asked: most tasks of a big DAG are only
+    compared with their recorded text, or recorded."""
+    __slots__ = ("key", "conf", "output_decls", "upstream", "scripts", "_dsl", "_json", "_inputs", "_steps",
+                 "__weakref__")
 
-    def __init__(self, key, conf, output_decls, upstream, dsl, json_text, scripts=()):
+    def __init__(self, key, conf, inputs, output_decls, steps, upstream, dsl, json_text, scripts=()):
+        """inputs, steps: as TaskBuilder records them (its _inputs and _steps)."""
         self.key = key
         self.conf = conf
         self.output_decls = output_decls  # name -> decl (the spec's "outputs"): t.outputs.x
@@ -140,26 +142,34 @@ class Task:
         self.scripts = scripts  # the paths of its steps that are scripts of the pipeline's code dir
         self._dsl = dsl
         self._json = json_text
-        self._spec = None
+        self._inputs = inputs
+        self._steps = steps
 
     @property
     def outputs(self) -> Outputs:
         return Outputs(self)
 
     def spec(self) -> dict:
-        """The JSON-able definition persisted in the DB and in task-conf.json: inputs, outputs, steps."""
-        spec = self._spec
-        if spec is None:
-            spec = self._spec = json.loads(self._json)
-        return spec
+        """The JSON-able definition persisted in the DB and in task-conf.json: inputs, outputs,
+        steps (new dicts at each call)."""
+        return {"inputs": self.inputs, "outputs": {k: dict(d) for k, d in self.output_decls.items()},
+                "steps": self.steps}
 
     @property
     def inputs(self) -> list[dict]:
-        return self.spec()["inputs"]
+        inputs = []
+        for i in self._inputs:  # (inline: the spec of every completed task of a DAG yielded again)
+            if type(i) is not tuple:
+                inputs.append(dict(i))
+            elif len(i) == 3:
+                inputs.append({"name": i[0], "kind": "value", "type": i[1], "value": i[2]})
+            else:
+                inputs.append({"name": i[0], "kind": "file", "path": i[1], "task": i[2]})
+        return inputs
 
     @property
     def steps(self) -> list[dict]:
-        return self.spec()["steps"]
+        return [{"kind": "bash", "snippet": s} if type(s) is str else dict(s) for s in self._steps]
 
     def spec_json(self) -> str:
         """jsontext.dumps(self.spec()): the text the database holds, which tells whether a task
@@ -171,18 +181,17 @@ class Task:
     def from_spec(cls, key, spec, conf, dsl) -> "Task":
         upstream = {i["task"] for i in spec["inputs"] if i.get("task")}
         scripts = tuple(s["path"] for s in spec["steps"] if s["kind"] == "script")
-        return cls(key, conf, spec["outputs"], upstream, dsl, dumps(spec), scripts)
-
-    def __repr__(self):
-        return f"<Task {self.key}>"
+        return cls(key, conf, spec["inputs"], spec["outputs"], spec["steps"], upstream, dsl, dumps(spec), scripts)
 
 
 class TaskBuilder:
     """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
-    __slots__ = ("_dsl", "key", "conf", "_outputs", "_upstream", "_input_names", "_scripts",
+    __slots__ = ("_dsl", "key", "conf", "_inputs", "_outputs", "_steps", "_upstream", "_input_names", "_scripts",
                  "_inputs_json", "_outputs_json", "_steps_json")
+    # _inputs: (name, type, text) of a literal value, (name, path, upstream key, None) of an
+    # upstream's file, else the input's spec (Task.inputs); _steps: a bash snippet, or the spec;
     # _*_json: the JSON text of each input, output and step of the spec, as jsontext.dumps writes
-    # it (Task.spec_json): the common cases formatted directly, the others built as dicts, dumped
+    # it (Task.spec_json): the common cases formatted directly, the others dumped
 
     def __init__(self, dsl, key, conf):
         self._dsl = dsl
@@ -192,8 +201,10 @@ class TaskBuilder:
         if conf is not None and not isinstance(conf, TaskConf):
             raise InvalidPipeline(f"task {key!r}: task_conf must be a TaskConf, got {type(conf).__name__}")
         self.conf = conf
+        self._inputs = []
         self._input_names = set()
         self._outputs = {}
+        self._steps = []
         self._upstream = set()
         self._scripts = None
         self._inputs_json = []
@@ -215,15 +226,18 @@ class TaskBuilder:
                 self._add_input(name, v)
             elif t is int:  # (a name in _GOOD_NAMES, an int's digits: nothing to escape)
                 names.add(name)
+                self._inputs.append((name, "int", str(v)))
                 self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"int","value":"{v:d}"}}')
             elif t is str:
                 names.add(name)
+                self._inputs.append((name, "str", v))
                 self._inputs_json.append(f'{{"name":"{name}","kind":"value","type":"str","value":{_quoted(v)}}}')
             elif t is OutputRef and v.decl["kind"] == "file":
                 names.add(name)
                 up = v.task.key
                 self._upstream.add(up)
                 path = f"output/{up}/{v.decl['path']}"
+                self._inputs.append((name, path, up, None))
                 self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},'
                                          f'"task":{_quoted(up)}}}')
             else:
@@ -244,6 +258,7 @@ class TaskBuilder:
             up = v.task.key
             self._upstream.add(up)
             path = f"output/{up}/{v.decl['path']}"
+            self._inputs.append((name, path, up, None))
             self._inputs_json.append(f'{{"name":"{name}","kind":"file","path":{_quoted(path)},"task":{_quoted(up)}}}')
             return
         if isinstance(v, Val):
@@ -276,6 +291,7 @@ class TaskBuilder:
         else:
             raise InvalidPipeline(f"task {key!r}: input {name!r} has unsupported value {v!r} "
                                   "(int, float, str, bool, dsl.val, dsl.file, or an upstream output)")
+        self._inputs.append(spec)
         self._inputs_json.append(dumps(spec))
 
     # -- outputs ------------------------------------------------------------------------
@@ -319,19 +335,21 @@ class TaskBuilder:
         if isinstance(what, str):
             stripped = what.strip()
             if stripped.endswith(".sh") and "\n" not in stripped and " " not in stripped:
-                self._steps_json.append(dumps({"kind": "script", "path": stripped}))
+                self._steps.append({"kind": "script", "path": stripped})
+                self._steps_json.append(dumps(self._steps[-1]))
                 if self._scripts is None:
                     self._scripts = []
                 self._scripts.append(stripped)
             else:
+                self._steps.append(what)
                 self._steps_json.append(f'{{"kind":"bash","snippet":{_quoted(what)}}}')
         elif callable(what):
             if not is_python_call(what):
                 name = getattr(what, "__qualname__", repr(what))
                 raise InvalidPipeline(f"task {key!r}: python call {name} is not decorated with "
                                       "@DryPipe.python_call()")
-            self._steps_json.append(dumps({"kind": "python", "module": what.__module__,
-                                           "function": what.__qualname__}))
+            self._steps.append({"kind": "python", "module": what.__module__, "function": what.__qualname__})
+            self._steps_json.append(dumps(self._steps[-1]))
         else:
             raise InvalidPipeline(f"task {key!r}: calls() takes a bash snippet, a script name or a "
                                   f"@DryPipe.python_call() function, got {what!r}")
@@ -345,8 +363,8 @@ class TaskBuilder:
         text = (f'{{"inputs":[{",".join(self._inputs_json)}],"outputs":{{{",".join(self._outputs_json)}}},'
                 f'"steps":[{",".join(self._steps_json)}]}}')
         # (copies: a clause added to this builder later is not part of the task returned now)
-        return Task(self.key, conf, self._outputs.copy(), self._upstream.copy(), dsl.root, text,
-                    tuple(self._scripts) if self._scripts else ())
+        return Task(self.key, conf, self._inputs.copy(), self._outputs.copy(), self._steps.copy(),
+                    self._upstream.copy(), dsl.root, text, tuple(self._scripts) if self._scripts else ())
 
 
 # the types accepted by name in persisted specs, re-exported for the runtime

@@ -30,7 +30,7 @@ def _generate(orch) -> list[Node]:
     gen = generate(orch.pipeline, orch.graph)
     graph, store = orch.graph, orch.store
     new: list[Node] = []
-    new_upstream: list[set[str]] = []
+    new_tasks = []
     t = now()
     code_dir = orch.materializer.code_dir
     conf_cache: dict[int, tuple[int, str]] = {}  # id(TaskConf) -> (conf id, executer type)
@@ -67,16 +67,16 @@ def _generate(orch) -> list[Node]:
             cached = conf_cache[id(conf)] = (store.conf_id(conf.to_json_key()), conf.executer_type)
             if conf.executer_type == "slurm" or conf.is_remote:
                 orch.any_nonlocal = True
-        # (its spec is parsed from its JSON text when first needed: most new tasks are not looked at
-        # before the generation ends, and the Task's own dicts are then freed)
+        # (the node of a task created waiting keeps the JSON text of its spec alone, parsed if ever
+        # needed: in a big DAG, most wait long and the text is a fraction of the dicts' memory)
         n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], task.spec_json())
         next_id += 1
         n.created_at = t
         new.append(n)
-        new_upstream.append(task.upstream)  # the keys of its inputs' tasks (the DSL has them)
+        new_tasks.append(task)
         nodes[key] = n
-    for n, ups in zip(new, new_upstream):
-        for up in ups:
+    for n, task in zip(new, new_tasks):
+        for up in task.upstream:  # the keys of its inputs' tasks (the DSL has them)
             if up not in nodes:
                 for m in new:
                     del nodes[m.key]
@@ -85,11 +85,13 @@ def _generate(orch) -> list[Node]:
     orch.next_id = next_id
     ready = orch.ready
     link, add_task = graph.link, store.add_task
-    for n, ups in zip(new, new_upstream):
-        if ups:
-            link(n, ups)
+    for n, task in zip(new, new_tasks):
+        if task.upstream:
+            link(n, task.upstream)
         if n.pending == 0:
             n.state = S.READY  # created ready (no uncompleted upstream): not a transition
+            n.spec = task.spec()  # (it runs soon: its dicts, cheaper from the builder's record than parsed)
+            n.spec_json = task.spec_json()  # (which the setter cleared)
             ready.append(n)
         add_task(n, n.spec_json)
     changes.check(orch, done)

@@ -47,21 +47,32 @@ def load(orch) -> None:
     next_id = 1
     nodes = graph.nodes
     local_confs = {cid for cid, c in confs.items() if not c.is_remote}
-    any_nonlocal = False
     rows, runs = store.load_tasks()
-    for id_, key, state, step, executer_type, conf_id, spec, created_at in rows:
-        run = runs.get(id_) if runs else None
-        if run is None:
-            n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, None,
+    any_nonlocal = False
+    if runs is None:  # whole rows
+        for (id_, key, state, step, executer_type, conf_id, spec, created_at, job_id, launched_at, started_at,
+             ended_at, message, attempt, retry) in rows:
+            nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, job_id,
+                              created_at, launched_at, started_at, ended_at, message, attempt, retry)
+            if executer_type == "slurm" or conf_id not in local_confs:
+                any_nonlocal = True
+    else:
+        get_run = runs.get
+        for id_, key, state, step, executer_type, conf_id, spec, created_at in rows:
+            run = get_run(id_)
+            if run is None:
+                nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, None,
                                   created_at)
-        else:
-            n = nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None, run[0],
-                                  created_at, *run[1:])
-        if outputs:
-            n.outputs = outputs.get(id_)
-        if executer_type == "slurm" or conf_id not in local_confs:
-            any_nonlocal = True
-        next_id = id_ + 1  # (in id order)
+            else:
+                nodes[key] = Node(id_, key, state, step, executer_type, confs[conf_id], conf_id, spec, None,
+                                  run[0], created_at, *run[1:])
+            if executer_type == "slurm" or conf_id not in local_confs:
+                any_nonlocal = True
+    if outputs:
+        for n in nodes.values():
+            n.outputs = outputs.get(n.id)
+    if rows:
+        next_id = rows[-1][0] + 1  # (in id order)
     if any_nonlocal:
         orch.any_nonlocal = True
     orch.next_id = next_id

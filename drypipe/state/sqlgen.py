@@ -62,9 +62,9 @@ def delete_statement(table: Table, where: Column) -> Statement:
     return _compile(stmt, table, (where,), [f"where_{where.key}"])
 
 
-def _select(*columns, where=(), order_by=None, join=None, only=None) -> Statement:
+def _select(*columns, where=(), order_by=None, join=None, only=None, table=None) -> Statement:
     """where: columns equal to a `?` each; only: an expression rows must satisfy."""
-    q = select(*columns)
+    q = select(*columns) if table is None else select(*columns).select_from(table)
     if join is not None:
         q = q.join(*join)
     for c in where:
@@ -74,7 +74,7 @@ def _select(*columns, where=(), order_by=None, join=None, only=None) -> Statemen
     if order_by is not None:
         q = q.order_by(order_by)
     compiled = q.compile(dialect=_SQLITE)
-    table = columns[0].table
+    table = columns[0].table if table is None else table
     return Statement(str(compiled), table, tuple(where))
 
 
@@ -118,6 +118,10 @@ QUERIES = {
     "LOAD_CONFS": _select(_cf.id, _cf.json),
     "LOAD_TASKS": _select(*TASK_ROW, order_by=_t.id),
     "LOAD_TASK_RUNS": _select(*TASK_RUN_ROW, only=not_(_NEVER_RUN)),
+    "LOAD_TASKS_WHOLE": _select(*TASK_ROW, *TASK_RUN_ROW[1:], order_by=_t.id),
+    # (how many tasks, how many completed: load_tasks() reads whole rows when most ran)
+    "COUNT_TASKS": _select(func.count(), table=task_table),
+    "COUNT_IN_STATE": _select(func.count(), where=(_t.state,), table=task_table),
     "LOAD_ATTEMPTS": _select(*attempt_table.columns),
     # the highest attempt of each task
     "LOAD_LAST_ATTEMPTS": _select(*attempt_table.columns, join=(

@@ -10,6 +10,7 @@ import time
 
 from ..errors import InstanceError
 from . import sql
+from . import states as S
 from .db import PRAGMAS, set_pragmas
 
 STAGE_EVERY = 2_000  # new tasks buffered before they go to the writer of the generation
@@ -74,10 +75,18 @@ class Store:
             self._next_conf_id = max(self._next_conf_id, cid + 1)
         return {cid: js for cid, js in rows}
 
-    def load_tasks(self) -> tuple[list[tuple], dict[int, tuple]]:
+    def load_tasks(self) -> tuple[list[tuple], dict[int, tuple] | None]:
         """Rows (id, key, state, step, executer_type, conf_id, spec, created_at), in creation
-        order; and by task id, (job_id, launched_at, started_at, ended_at, message, attempt,
-        retry) of the tasks where one of them is set (of any other task: None, 0 and 0)."""
+        order, and by task id (job_id, launched_at, started_at, ended_at, message, attempt,
+        retry) of the tasks where one of them is set (of any other task: None, 0 and 0). When
+        most tasks completed, whole rows instead, with those 7 columns last, and None."""
+        counted = self._rows(sql.COUNT_TASKS)
+        if not counted or not counted[0][0]:  # (no database yet: a dry run)
+            return [], {}
+        total = counted[0][0]
+        (completed,), = self._rows(sql.COUNT_IN_STATE, (S.COMPLETED,))
+        if completed * 2 > total:  # (each column read costs as much as a row: read once what most have)
+            return self._rows(sql.LOAD_TASKS_WHOLE), None
         runs = {r[0]: r[1:] for r in self._rows(sql.LOAD_TASK_RUNS)}
         return self._rows(sql.LOAD_TASKS), runs
 
