@@ -107,6 +107,22 @@ def test_task_env_scratch_dir_and_extra_env(instance_dir):
     assert not (instance_dir / "output" / "env" / "scratch").exists()  # empty scratch is removed
 
 
+def test_empty_scratch_dirs_are_kept_for_later_tasks_not_deleted(instance_dir):
+    """A completed task's empty scratch dir leaves its output dir for .drypipe/_spare/ and is a
+    later task's scratch dir: a run frees no inode (on ext4 without a journal, each freed inode
+    slows the file creations of the next minutes). What a task left there stays; one whose mode
+    the task changed is removed."""
+    run(instance_dir, "scratch_recycled", "-j", "1", check=True)
+    out = instance_dir / "output"
+    inodes = [(out / f"s-{i}" / "ino").read_text().strip() for i in range(12)]
+    assert all(inodes) and len(set(inodes)) < 12  # (every task had a writable scratch dir)
+    assert [p.parent.name for p in sorted(out.glob("*/scratch"))] == ["s-3"]
+    assert (out / "s-3" / "scratch" / "k").read_text() == "kept\n"
+    spare = instance_dir / ".drypipe" / "_spare"
+    assert all(p.is_dir() and not any(p.iterdir()) and os.access(p, os.W_OK) for p in spare.iterdir())
+    assert len(set(inodes)) == len(list(spare.iterdir())) + 1 + 1  # (s-3's stays, s-5's went)
+
+
 def test_until_holds_back_matching_tasks(instance_dir):
     res = run(instance_dir, "static_chain", "--until", "c-5", check=True)
     assert "1 task(s) held back by --until" in res.stderr

@@ -14,6 +14,7 @@ from ..runtime import render
 from ..state import statefile
 from ..state import states as S
 
+SPARE_REL = os.path.join(".drypipe", "_spare")  # empty dirs: scratch dirs to be (recycle_scratch)
 DRYPIPE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 """The directory DryPipe's package is imported from (put on task python paths, uploaded to hosts)."""
 
@@ -43,6 +44,8 @@ class Materializer:
         self._python_paths: dict[str, list[str]] = {}
         self.fresh = False  # did the last materialize() create the task dir?
         self.premade: dict[str, bool] = {}  # key -> fresh: task dirs written ahead (premake)
+        self._spare: list[str] | None = None  # the empty dirs in .drypipe/_spare
+        self._spare_seq = 0  # the name of the next one
 
     @property
     def runtime_path(self) -> str:
@@ -155,7 +158,7 @@ class Materializer:
         fresh = self.premade.pop(key, None)
         if fresh is not None and local:  # written ahead (premake): what the launch adds
             self.fresh = fresh
-            make_output_dirs(self.instance_dir, key)
+            self.make_output_dirs(key)
             statefile.write(tdir, state, S.WAITING)
             return os.path.join(tdir, "task")
         try:
@@ -167,30 +170,70 @@ class Materializer:
             self.fresh = False
         script = self._write_files(node, tdir, local)
         if local:
-            make_output_dirs(self.instance_dir, key)  # the launcher then forks no mkdir
+            self.make_output_dirs(key)  # the launcher then forks no mkdir
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)
         statefile.write(tdir, state, current)
         return script
 
+    # -- scratch dirs ----------------------------------------------------------------------------
+    # The empty scratch dir of a local task that completed is taken out of its output dir, but
+    # not removed: it is moved to .drypipe/_spare/, and becomes the scratch dir of a task launched
+    # later. On ext4 without a journal (these machines), the inode allocator avoids reusing an
+    # inode freed in the last minutes and skips such inodes one by one: an rmdir per task made
+    # the file creations of the next minutes slower (those of the run itself, and of the next
+    # one); a rename allocates and frees nothing.
 
-def make_output_dirs(instance_dir: str, key: str) -> None:
-    """output/<key> and its scratch dir, as the launcher of a local task would make them."""
-    out = output_dir(instance_dir, key)
-    for d in (out, os.path.join(out, "scratch")):
+    def make_output_dirs(self, key: str) -> None:
+        """output/<key> and its scratch dir, as the launcher of a local task would make them."""
+        out = output_dir(self.instance_dir, key)
+        scratch = os.path.join(out, "scratch")
         try:
-            os.mkdir(d)
+            os.mkdir(out)
+        except FileExistsError:
+            if os.path.isdir(scratch):
+                return  # (kept: a rename onto an empty dir would replace it, a deletion)
+        spare = self._spares()
+        while spare:
+            try:
+                os.rename(spare.pop(), scratch)
+                return
+            except OSError:
+                continue  # (that one is gone: the next)
+        try:
+            os.mkdir(scratch)
         except FileExistsError:
             pass
 
+    def recycle_scratch(self, key: str) -> None:
+        """The scratch dir of a local task that completed, when empty: made a spare (removed when
+        the task changed its mode: a spare must be what a new scratch dir is)."""
+        out = output_dir(self.instance_dir, key)
+        scratch = os.path.join(out, "scratch")
+        try:
+            with os.scandir(scratch) as entries:
+                if next(entries, None) is not None:
+                    return  # what the task left there stays
+            if os.stat(scratch).st_mode != os.stat(out).st_mode:  # (both made with the same umask)
+                os.rmdir(scratch)
+                return
+            spare = self._spares()
+            path = os.path.join(self.instance_dir, SPARE_REL, str(self._spare_seq))
+            os.rename(scratch, path)
+        except OSError:
+            return
+        self._spare_seq += 1
+        spare.append(path)
 
-def remove_scratch_dir(instance_dir: str, key: str) -> None:
-    """A completed local task's scratch dir, if empty (what its watched launcher leaves)."""
-    try:
-        os.rmdir(os.path.join(output_dir(instance_dir, key), "scratch"))
-    except OSError:
-        pass
+    def _spares(self) -> list[str]:
+        if self._spare is None:
+            base = os.path.join(self.instance_dir, SPARE_REL)
+            os.makedirs(base, exist_ok=True)
+            names = [e.name for e in os.scandir(base) if e.name.isdigit()]
+            self._spare = [os.path.join(base, n) for n in names]
+            self._spare_seq = max(map(int, names), default=-1) + 1
+        return self._spare
 
 
 def upload_paths(instance_dir: str, spec: dict) -> list[str]:

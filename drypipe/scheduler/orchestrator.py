@@ -27,7 +27,7 @@ from ..state.store import Store, now
 from . import attempts, changes, generation, recovery, remote_tasks, restarts, slurm_tasks
 from .graph import Node, TaskGraph
 from .result import NullReporter, RunResult, unsatisfied_waits
-from .materialize import Materializer, ensure_instance_dir, remove_scratch_dir, restrict_umask, task_dir
+from .materialize import Materializer, ensure_instance_dir, restrict_umask, task_dir
 
 POLL_RUNNING_EVERY = 2.0
 MIRROR_EVERY = 0.1  # the state files of the local tasks this orchestrator forked lag at most this
@@ -93,7 +93,7 @@ class Orchestrator:
         self.remote = RemoteExecutor(self.instance_dir, sleep_schedule or DEFAULT_SLEEP_SCHEDULE)
         self.deferred: list[tuple[float, Node]] = []  # remote tasks waiting for their host
         self.spent_cgroups: list[str] = []  # memory cgroups of ended attempts, to remove
-        self.spent_scratch: list[str] = []  # keys of completed tasks whose empty scratch dir goes
+        self.spent_scratch: list[str] = []  # keys of completed tasks whose empty scratch dir goes (spare)
         self.array_seq: int | None = None  # the next .drypipe/_arrays/<n>
         self.unreachable: list[str] = []
         self.ready: collections.deque[Node] = collections.deque()
@@ -271,9 +271,9 @@ class Orchestrator:
             _write_text(os.path.join(task_dir(self.instance_dir, n.key), "slurm-job"), job_id + "\n")
 
     def remove_spent(self) -> None:
-        """What ended attempts left to remove: their cgroups and scratch dirs. Done while the
-        spawner forks the launches their endings allowed, or at the next wait: off a dependent
-        task's way."""
+        """What ended attempts left: their cgroups (removed), their empty scratch dirs (kept for
+        later tasks, Materializer.recycle_scratch). Done while the spawner forks the launches
+        their endings allowed, or at the next wait: off a dependent task's way."""
         if self.spent_cgroups:
             attempts.remove_spent_cgroups(self)
         if self.spent_scratch:
@@ -283,9 +283,10 @@ class Orchestrator:
         """The empty scratch dirs of local tasks that completed; not that of a task launched
         again since."""
         spent, self.spent_scratch = self.spent_scratch, []
+        recycle = self.materializer.recycle_scratch
         for key in spent:
             if self.graph.nodes[key].state == S.COMPLETED:
-                remove_scratch_dir(self.instance_dir, key)
+                recycle(key)
 
     def _may_defer_commit(self) -> bool:
         """A round that launches nothing, with local tasks running, a commit less than

@@ -292,7 +292,7 @@ def ingest(orch, n: Node, returncode, slurm=None, reaped=None) -> None:
     attempts.spent_cgroup(orch, n)
     if state == S.COMPLETED:
         if slurm is None and not n.conf.is_remote:
-            orch.spent_scratch.append(n.key)  # its watched launcher left it: removed at the next wait
+            orch.spent_scratch.append(n.key)  # its watched launcher left it: a spare at the next wait
         n.outputs = _output_vars(tdir, n)
         if n.outputs:
             orch.store.set_outputs(n, n.outputs)

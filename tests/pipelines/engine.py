@@ -74,6 +74,16 @@ echo "MY_SETTING=$MY_SETTING" >> $f
 """)()
 
 
+def scratch_recycled(dsl):
+    """12 tasks that record their scratch dir's inode; one leaves a file there, one makes it
+    read-only."""
+    for i in range(12):
+        keep = 'echo kept > "$__scratch_dir/k"\n' if i == 3 else ""
+        ro = 'chmod 555 "$__scratch_dir"\n' if i == 5 else ""
+        yield dsl.task(key=f"s-{i}").outputs(ino=dsl.file("ino")).calls(
+            f'[[ -w $__scratch_dir ]] && stat -c %i "$__scratch_dir" > $ino\n{keep}{ro}')()
+
+
 def many(dsl):
     n = int(os.environ.get("N_TASKS", "6"))
     for i in range(n):
