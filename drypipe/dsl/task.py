@@ -183,6 +183,9 @@ class Task:
         scripts = tuple(s["path"] for s in spec["steps"] if s["kind"] == "script")
         return cls(key, conf, spec["inputs"], spec["outputs"], spec["steps"], upstream, dsl, dumps(spec), scripts)
 
+    def __repr__(self):
+        return f"<Task {self.key}>"
+
 
 class TaskBuilder:
     """What dsl.task(key=...) returns; each clause returns the builder, () returns the Task."""
