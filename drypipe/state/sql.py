@@ -25,5 +25,4 @@ LOAD_LAST_ATTEMPTS = 'SELECT attempt.task_id, attempt.attempt, attempt.executer,
 LOAD_OUTPUTS = 'SELECT output_var.task_id, output_var.name, output_var.value \nFROM output_var'
 LOAD_FINGERPRINT = 'SELECT fingerprint.json \nFROM fingerprint \nWHERE fingerprint.task_id = ? AND fingerprint.attempt = ?'
 TASK_ROW = ('id', 'key', 'state', 'step', 'executer_type', 'conf_id', 'spec', 'created_at')
-TASK_RUN_ROW = ('id', 'job_id', 'launched_at', 'started_at', 'ended_at', 'message', 'attempt', 'retry')
 ATTEMPT_COLUMNS = ('task_id', 'attempt', 'executer', 'native_id', 'host', 'hash', 'workdir', 'status', 'exit', 'step', 'submit', 'start', 'complete', 'cpu_user', 'cpu_sys', 'peak_rss', 'peak_rss_source', 'rchar', 'wchar', 'read_bytes', 'write_bytes', 'slurm_state', 'req_cpus', 'req_mem', 'req_time')

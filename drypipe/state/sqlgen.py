@@ -132,7 +132,6 @@ QUERIES = {
 # column name lists the orchestrator builds its tuples with
 NAMES = {
     "TASK_ROW": tuple(c.key for c in TASK_ROW),
-    "TASK_RUN_ROW": tuple(c.key for c in TASK_RUN_ROW),
     "ATTEMPT_COLUMNS": tuple(c.key for c in attempt_table.columns),
 }
 
