@@ -325,3 +325,15 @@ def test_a_slurm_job_out_of_memory_is_retried_with_twice_the_memory_and_complete
     assert "ran out of memory (OUT_OF_MEMORY)" in res.stderr and "retry 1 of 1" in res.stderr
     trace = drypipe("trace", "-pid", inst, "--format", "json", check=True).stdout
     assert '"slurm_state": "OUT_OF_MEMORY"' in trace
+
+
+@pytest.mark.parametrize("comm", ["bash", "a) b (c) d", "x)"])
+def test_the_runtime_reads_proc_stat_fields_after_any_comm(comm):
+    """Launchers read their state, parent and CPU ticks from /proc/<pid>/stat (admission,
+    usage line); the comm between the parentheses may itself hold `) `."""
+    tail = "S 4242 4242 1 0 -1 4194560 120 0 0 0 7 3 11 5 20 0 1 0 12345 9000000 500"
+    line = f"31337 ({comm}) {tail}"
+    runtime = REPO / "drypipe" / "runtime" / "task_runner.sh"
+    out = subprocess.run(["bash", "-c", '. "$1"; __drypipe_stat_fields "$2"; echo "${__drypipe_f[*]}"',
+                          "t", str(runtime), line], capture_output=True, text=True, check=True).stdout
+    assert out.split() == tail.split()

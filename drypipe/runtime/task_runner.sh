@@ -121,10 +121,18 @@ __drypipe_reaper_reports() {
   [[ -n ${__drypipe_gate:-} && -z $__drypipe_cg && -n ${__drypipe_watched:-} ]] && __drypipe_alive "$__drypipe_watched"
 }
 
+# The fields of a /proc/<pid>/stat line after the comm (which may hold `) `): not
+# ${line##*) }, which bash matches in quadratic time (0.1 ms for a 300-byte line, on every
+# launcher), but the shortest match, again while a `)` is left (none in the numeric fields).
+__drypipe_stat_fields() {  # line: sets the array __drypipe_f ([0] state, [1] ppid, [11] utime...)
+  local __drypipe_r=${1#*) }
+  while [[ $__drypipe_r == *')'* ]]; do __drypipe_r=${__drypipe_r#*) }; done
+  __drypipe_f=($__drypipe_r)
+}
+
 __drypipe_usage() {  # exit-status: log what this attempt used (`usage` line of drypipe.log)
-  local __drypipe_s= __drypipe_v= __drypipe_f __drypipe_io= __drypipe_l
-  { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null
-  __drypipe_f=(${__drypipe_s##*) })
+  local __drypipe_s= __drypipe_v= __drypipe_f=() __drypipe_io= __drypipe_l
+  { read -r __drypipe_s < "/proc/$BASHPID/stat"; } 2>/dev/null && __drypipe_stat_fields "$__drypipe_s"
   # I/O: the kernel adds a reaped child's counters to its parent's, as it does for CPU
   { while read -r __drypipe_l; do
       case $__drypipe_l in rchar:*|wchar:*|read_bytes:*|write_bytes:*) __drypipe_io+=" ${__drypipe_l%%:*}=${__drypipe_l##* }" ;; esac
@@ -223,7 +231,7 @@ __drypipe_wait_admission() {  # start-step
   local __drypipe_l __drypipe_f
   while :; do
     { read -r __drypipe_l < "/proc/$BASHPID/stat"; } 2>/dev/null || return 0
-    __drypipe_f=(${__drypipe_l##*) })
+    __drypipe_stat_fields "$__drypipe_l"
     [[ ${__drypipe_f[1]} == "$__drypipe_admit" ]] || break  # the batch subshell: not yet
   done
   [[ ${__drypipe_f[1]} == "$PPID" ]] || return 0
