@@ -37,7 +37,9 @@ its progress display on a pseudo-terminal as a user sees it (--progress-off: `ru
 target is judged only at its nominal size. The DryPipe measured is the one of the venv of the
 Python running this script (`make bench` builds a wheel and installs it in a fresh venv, as
 users install DryPipe: scripts/run-bench.sh); its configuration is printed beside each ratio. Results also go to bench/results/latest.json.
-`make bench` (scripts/run-bench.sh) starts the Slurm cluster first when run as root."""
+`make bench` (scripts/run-bench.sh) starts the Slurm cluster first when run as root. On ext4
+without a journal it first waits until 6 minutes passed since the deletions it knows of (its
+wheel build's, the previous bench's cleanup): see bench/settle.py (--no-settle: measure at once)."""
 from __future__ import annotations
 
 import argparse
@@ -64,6 +66,7 @@ if str(REPO) not in sys.path:
 from bench import floors  # noqa: E402
 from bench import setup_info  # noqa: E402
 from bench import service as service_bench  # noqa: E402
+from bench import settle as fs_settle  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "bench" / "results" / "latest.json"
 CHILD_TIMEOUT_S = 300.0
@@ -758,6 +761,9 @@ def parse_args(argv):
                    help="cProfile one extra DryPipe run of each workload into DIR")
     p.add_argument("--progress-off", action="store_true",
                    help="run drypipe with -q (by default its progress display is on, on a pseudo-terminal)")
+    p.add_argument("--no-settle", action="store_true",
+                   help="measure at once, even on ext4 without a journal within 6 minutes of deletions "
+                        "(by default the bench waits: see bench/settle.py)")
     p.add_argument("--work-dir", metavar="DIR", help="where instance dirs are made (default: the system temp "
                    "dir); they are deleted at the end")
     args = p.parse_args(argv)
@@ -794,6 +800,8 @@ def main(argv=None) -> int:
     results, errors, skipped = [], [], []
     scratch = tempfile.mkdtemp(prefix="drypipe-bench-", dir=args.work_dir)
     info["work_dir"] = scratch
+    if not (args.quick or args.no_settle):
+        info["settle_wait_s"] = fs_settle.wait_for_file_system(scratch)
     try:
         for w in args.workloads:
             try:
@@ -808,6 +816,7 @@ def main(argv=None) -> int:
                 print(f"   ERROR: {e}", file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        fs_settle.stamp()  # (the next bench waits for these deletions to stop mattering)
     elapsed = time.perf_counter() - started
     print()
     tables = []

@@ -48,7 +48,10 @@ rm -rf build  # setuptools' staging dir: what an earlier build left there would 
   | grep -v -e '^WARNING: Location' -e 'is ignored' >&2
 [[ ${PIPESTATUS[0]} == 0 ]] || { echo "run-bench: installing the wheel failed" >&2; exit 2; }
 rm -rf build  # what pip wheel left in the checkout
-DRYPIPE_BENCH_FRESH_VENV="$venv/venv" "$venv/venv/bin/python" bench/run.py "$@"
+# Building the wheel deleted ~1,000 files (pip's temporary build environment): on ext4 without
+# a journal, bench/run.py waits for that to stop slowing down file creation (bench/settle.py).
+DRYPIPE_BENCH_DELETED_AT=$(date +%s) DRYPIPE_BENCH_FRESH_VENV="$venv/venv" "$venv/venv/bin/python" bench/run.py "$@"
 status=$?
 rm -rf "$venv".old.*  # (this run's, and any an interrupted run left)
+mkdir -p bench/results && date +%s > bench/results/deleted-at  # (for the next bench: bench/settle.py)
 exit $status
