@@ -191,6 +191,19 @@ def test_prepare_writes_the_launcher_of_ready_tasks_which_run_by_hand(instance_d
     assert [s for s, _, _ in trans] == ["launched", "step-started", "completed"]
 
 
+def test_prepare_again_adopts_a_task_run_by_hand_and_writes_its_downstreams_launcher(instance_dir):
+    """`prepare` links the loaded graph only when something needs it: here the adopted end of a
+    makes b ready, whose launcher it writes."""
+    dp("prepare", "-pid", instance_dir, "--generator", f"{CORE}:chain3", check=True)
+    subprocess.run([str(instance_dir / ".drypipe" / "a" / "task")], check=True, timeout=60)
+    res = dp("prepare", "-pid", instance_dir, "--generator", f"{CORE}:chain3", check=True)
+    assert "1 completed, 1 ready, 1 waiting" in res.stdout
+    assert state_file(instance_dir, "b") == "ready" and (instance_dir / ".drypipe" / "b" / "task").exists()
+    assert not (instance_dir / ".drypipe" / "c").exists()
+    run(instance_dir, "chain3", check=True)
+    assert executions(instance_dir) == ["a step0", "b step0", "c step0"]
+
+
 def test_drypipe_task_by_runner_runs_the_launcher_without_the_database(instance_dir):
     dp("prepare", "-pid", instance_dir, "--generator", f"{CORE}:chain3", check=True)
     dp("task", "-pid", instance_dir, "--task-key", "a", "--by-runner", check=True)

@@ -164,7 +164,8 @@ def prepare(ctx, pipeline_instance_dir, generator, until, sleep_schedule):
     if sleep_schedule is not None:
         parse_sleep_schedule(sleep_schedule)
     dry = ctx.obj["dry_run"]
-    with Orchestrator(pipeline_instance_dir, _load(generator), generator_spec=generator, dry_run=dry) as orch:
+    with Orchestrator(pipeline_instance_dir, _load(generator), generator_spec=generator, dry_run=dry,
+                      defer_links=True) as orch:
         counts = orch.prepare(until=until)
     total = sum(counts.values())
     detail = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))

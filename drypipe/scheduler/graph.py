@@ -94,6 +94,9 @@ class TaskGraph:
         self.instance_dir = instance_dir
         self.nodes: dict[str, Node] = {}
         self._confs: dict[int, TaskConf] = {}
+        # loaded nodes not linked yet (an orchestrator made with defer_links: `prepare`, which
+        # most often needs no links): linked, in load order, by the first method that needs them
+        self.deferred: list[Node] = []
 
     # -- the DSL's oracle -----------------------------------------------------------------
     def is_known(self, key: str) -> bool:
@@ -119,9 +122,21 @@ class TaskGraph:
     def add(self, node: Node) -> None:
         self.nodes[node.key] = node
 
+    def link_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for n in deferred:
+            self.link(n)
+
+    def has_pending_upstream(self, node: Node) -> bool:
+        """Does node consume an output of a task not completed? (without linking it)"""
+        nodes = self.nodes
+        return any(nodes[k].state != S.COMPLETED for k in upstream_keys(node))
+
     def link(self, node: Node, ups: set[str] | None = None) -> None:
         """Compute node's upstream set (ups, when the caller has it) and pending count; register
         it downstream of each."""
+        if self.deferred:  # (first: downstream lists stay in load order)
+            self.link_deferred()
         if ups is None:
             ups = upstream_keys(node)
         node.upstream = ups
@@ -143,6 +158,8 @@ class TaskGraph:
 
     def completed(self, node: Node) -> list[Node]:
         """Mark node completed; return the downstream nodes that became ready."""
+        if self.deferred:
+            self.link_deferred()
         ready = []
         for d in node.downstream:
             d.pending -= 1
@@ -152,6 +169,8 @@ class TaskGraph:
 
     def uncompleted(self, node: Node) -> list[Node]:
         """node leaves the completed state (reset/restart): its downstream wait again; returns them."""
+        if self.deferred:
+            self.link_deferred()
         for d in node.downstream:
             d.pending += 1
         return node.downstream

@@ -79,14 +79,20 @@ def load(orch) -> None:
     if next_id > 1:
         attempts.load(orch, store.load_attempts(running_only=True))
     blocked = []
-    for n in graph.nodes.values():
-        if n.state != S.COMPLETED:
-            graph.link(n)
+    if orch.defer_links:  # (prepare: the links are made if something needs them, graph.deferred)
+        graph.deferred = [n for n in nodes.values() if n.state != S.COMPLETED]
+        for n in graph.deferred:
             if n.state == S.READY:
-                if n.pending:
-                    blocked.append(n)  # an upstream was restarted by an older release
-                else:
-                    orch.ready.append(n)
+                (blocked if graph.has_pending_upstream(n) else orch.ready).append(n)
+    else:
+        for n in nodes.values():
+            if n.state != S.COMPLETED:
+                graph.link(n)
+                if n.state == S.READY:
+                    if n.pending:
+                        blocked.append(n)  # an upstream was restarted by an older release
+                    else:
+                        orch.ready.append(n)
     if orch.dry_run:
         return
     for n in blocked:
@@ -96,6 +102,7 @@ def load(orch) -> None:
     repair_state_files(orch)
     active = [n for n in graph.nodes.values() if n.state in S.ACTIVE]
     if active:
+        graph.link_deferred()  # (what ended meanwhile makes its downstream ready)
         reattach(orch, active)
     store.flush()
     orch.remove_spent_scratch()  # of tasks that ended while nobody watched (prepare runs no wait)
