@@ -26,7 +26,9 @@ __drypipe_admit=${DRYPIPE_ADMIT:-}; unset DRYPIPE_ADMIT  # launchers wait to be 
 if [[ -z $__drypipe_gate ]]; then  # no reaper: the launchers are this shell's children, it reaps them
   while IFS=$'\t' read -r __drypipe_script __drypipe_start __drypipe_q; do
     [[ -n $__drypipe_script ]] || continue
-    ( set +m; exec </dev/null >/dev/null 2>&1; . "$__drypipe_script" run "$__drypipe_start" ) &
+    ( set +m; exec </dev/null >/dev/null 2>&1
+      [[ -n $__drypipe_watched ]] && __drypipe_tdir=${__drypipe_script%/*}
+      . "$__drypipe_script" run "$__drypipe_start" ) &
     echo "$!"
   done
   exit 0
@@ -52,6 +54,7 @@ while :; do
       ( set +m; exec </dev/null >/dev/null 2>&1 6>&- 7>&-
         [[ $__drypipe_q == 1 ]] || __drypipe_admit=
         read -r -u 5 __drypipe_script_; exec 5<&-
+        [[ -n $__drypipe_watched ]] && __drypipe_tdir=${__drypipe_script%/*}  # (its `task` script: __drypipe_watched_run)
         . "$__drypipe_script" run "$__drypipe_start" ) &
       echo "$!"
       [[ -n $__drypipe_admit ]] && echo "$! ${__drypipe_q:-0}" >&7

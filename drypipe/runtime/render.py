@@ -140,56 +140,62 @@ def render_env(key: str, spec: dict, conf: TaskConf, instance_dir: str, code_dir
 
     upstream_values maps input names of kind 'var' to their text values. For a task on a
     remote host, the code dir and DryPipe are the copies uploaded into the remote instance."""
-    lines = [
-        f"# environment of DryPipe task {key}; sourced by ./task (source it to debug the task)",
-        f"[[ -n ${{__pipeline_instance_dir:-}} ]] || __pipeline_instance_dir={q(instance_dir)}",
-        "export __pipeline_instance_dir",
-        f"export __task_key={q(key)}",
-        f'export __task_output_dir="$__pipeline_instance_dir"/output/{q(key)}',
-        f'export __out_log="$__pipeline_instance_dir"/.drypipe/{q(key)}/out.log',
-        'export __scratch_dir="${SLURM_TMPDIR:-$__task_output_dir/scratch}"',
-    ]
+    # a few `export` commands of many assignments rather than one per variable: every launcher
+    # parses this file (bash parses a command for about what it costs to run it); a value that
+    # names $__task_output_dir goes in the second, once that variable is set
+    first = [f"__task_key={q(key)}",
+             f'__task_output_dir="$__pipeline_instance_dir"/output/{q(key)}',
+             f'__out_log="$__pipeline_instance_dir"/.drypipe/{q(key)}/out.log']
+    second = ['__scratch_dir="${SLURM_TMPDIR:-$__task_output_dir/scratch}"']
     if remote:
-        lines += [f"export __pipeline_code_dir={REMOTE_CODE_DIR}",
-                  f"export __containers_dir={q(conf.remote_containers_dir or '')}"]
+        first += [f"__pipeline_code_dir={REMOTE_CODE_DIR}",
+                  f"__containers_dir={q(conf.remote_containers_dir or '')}"]
         if python_path:
-            lines.append(f'export PYTHONPATH={REMOTE_CODE_DIR}:{REMOTE_PYTHON_DIR}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+            first.append(f'PYTHONPATH={REMOTE_CODE_DIR}:{REMOTE_PYTHON_DIR}"${{PYTHONPATH:+:$PYTHONPATH}}"')
     else:
-        lines += [f"export __pipeline_code_dir={q(code_dir)}", f"export __containers_dir={q(containers_dir or '')}"]
+        first += [f"__pipeline_code_dir={q(code_dir)}", f"__containers_dir={q(containers_dir or '')}"]
         if python_path:
             pp = ":".join(python_path)
-            lines.append(f'export PYTHONPATH={q(pp)}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+            first.append(f'PYTHONPATH={q(pp)}"${{PYTHONPATH:+:$PYTHONPATH}}"')
     for i in spec["inputs"]:
         name, kind = i["name"], i["kind"]
         if kind == "value":
-            lines.append(f"export {name}={q(i['value'])}")
+            first.append(f"{name}={q(i['value'])}")
         elif kind == "var":
-            lines.append(f"export {name}={q(upstream_values[name])}")
+            first.append(f"{name}={q(upstream_values[name])}")
         elif kind == "file":
-            lines.append(f"export {name}={in_instance(i['path'])}")
+            first.append(f"{name}={in_instance(i['path'])}")
         else:  # glob: a pattern string, expanded by the user's snippet (or a callable in python)
-            lines.append(f"export {name}={in_instance(i['pattern'])}")
+            first.append(f"{name}={in_instance(i['pattern'])}")
     for name, o in spec["outputs"].items():
         if o["kind"] == "file":
-            lines.append(f'export {name}="$__task_output_dir"/{q(o["path"])}')
+            second.append(f'{name}="$__task_output_dir"/{q(o["path"])}')
         elif o["kind"] == "fileset":
-            lines.append(f'export {name}="$__task_output_dir"/{q(o["glob"])}')
-    for k, v in conf.extra_env.items():
+            second.append(f'{name}="$__task_output_dir"/{q(o["glob"])}')
+    lines = [
+        f"# environment of DryPipe task {key}; sourced by ./task (source it to debug the task)",
+        f"[[ -n ${{__pipeline_instance_dir:-}} ]] || __pipeline_instance_dir={q(instance_dir)}",
+        " \\\n  ".join(["export __pipeline_instance_dir", *first]),
+        " \\\n  ".join(["export", *second]),
+    ]
+    for k, v in conf.extra_env.items():  # (one per line: each may name the ones before)
         lines.append(f"export {k}={author_value(v)}")
     return "\n".join(lines) + "\n"
 
 
 RUNTIME_REL = ".drypipe/_runtime/task-runner.sh"
 
-_TASK_PROLOGUE = """#!/usr/bin/env bash
-# DryPipe task {key}: ./task [run [STEP]] | kill | tail | ps | env
-__drypipe_s=${{BASH_SOURCE[0]}}
-case $__drypipe_s in */*) __task_dir=${{__drypipe_s%/*}} ;; *) __task_dir=. ;; esac
+_TASK_HEADER = """#!/usr/bin/env bash
+# DryPipe task {key}: ./task [run [STEP]] | kill | tail | ps | env"""
+
+# (after what a launcher its orchestrator watches reads: its spawner says where the task dir is)
+_TASK_PROLOGUE = """__drypipe_s=${BASH_SOURCE[0]}
+case $__drypipe_s in */*) __task_dir=${__drypipe_s%/*} ;; *) __task_dir=. ;; esac
 if [[ $__task_dir != /* ]]; then  # (run as ./task: the absolute path)
-  cd -- "$__task_dir" || {{ echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }}
+  cd -- "$__task_dir" || { echo "drypipe: cannot enter task dir $__task_dir" >&2; exit 2; }
   __task_dir=$PWD
 fi
-__pipeline_instance_dir=${{__task_dir%/.drypipe/*}}
+__pipeline_instance_dir=${__task_dir%/.drypipe/*}
 export __pipeline_instance_dir"""
 
 _TASK_EPILOGUE = f"""[[ -n ${{__drypipe_runner_loaded:-}} ]] || . "$__pipeline_instance_dir"/{RUNTIME_REL} || exit 2
@@ -222,20 +228,23 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
     outputs = spec["outputs"]
     out_vars = [n for n, o in outputs.items() if o["kind"] == "var"]
     head = [
-        _TASK_PROLOGUE.format(key=key.replace("\n", " ")),
+        _TASK_HEADER.format(key=key.replace("\n", " ")),
         f"__drypipe_python={q(python)}",
         f"__drypipe_n_steps={len(spec['steps'])}",
         f"__drypipe_output_vars={q(' '.join(out_vars))}",
     ]
     checks_in = [f"__drypipe_need_input {i['name']} || return 1"
                  for i in spec["inputs"] if i["kind"] == "file"]
+    # (the runtime calls __drypipe_check_inputs only when __drypipe_input_checks is set: a call costs)
+    head.append(f"__drypipe_input_checks={1 if checks_in else ''}")
     head.append("__drypipe_check_inputs() { " + " ; ".join(checks_in + ["return 0"]) + " ; }")
     checks_out = []
     for n, o in outputs.items():
         if o["kind"] == "var":
             checks_out.append(f"__drypipe_need_var {n} {o['type']} || return 1")
         elif o["kind"] == "file":
-            checks_out.append(f'__drypipe_need_file {n} "$__task_output_dir"/{q(o["path"])} || return 1')
+            path = f'"$__task_output_dir"/{q(o["path"])}'  # (the test inline: a call costs)
+            checks_out.append(f'[[ -e {path} ]] || {{ __drypipe_need_file {n} {path}; return 1; }}')
     head.append("__drypipe_check_outputs() { " + " ; ".join(checks_out + ["return 0"]) + " ; }")
     if container:
         head.append(f"__drypipe_container={q(container)}")
@@ -262,8 +271,10 @@ def render_task_script(key: str, spec: dict, python: str, env_text: str, conf_js
             head.append(f"__drypipe_step_{n}() {{ __drypipe_in_container {n}; }}")
         else:
             subshell.append(f"__drypipe_step_{n}() {{ __drypipe_body_{n}; }}")
-    # a launcher its orchestrator watches runs from here (task_runner.sh: __drypipe_watched_run)
-    head.append('[[ -n ${__drypipe_watched:-} && -n ${__drypipe_runner_loaded:-} ]] && __drypipe_watched_run "$@"')
+    # a launcher its orchestrator watches runs from here (task_runner.sh: __drypipe_watched_run):
+    # its spawner set __drypipe_tdir, the task dir; none of the text below is parsed
+    head.append('[[ -n ${__drypipe_tdir:-} && -n ${__drypipe_runner_loaded:-} ]] && __drypipe_watched_run "$@"')
+    head.append(_TASK_PROLOGUE)
     head += late
     head.append(f"__drypipe_env={q(env_text)}")
     head.append(f"__drypipe_conf={q(conf_json)}")

@@ -48,9 +48,13 @@ __drypipe_alive() {  # pid: is it still there? (one stat; `kill -0 2>/dev/null` 
   [[ -d /proc/$1 ]] || { [[ ! -d /proc/self ]] && kill -0 "$1" 2>/dev/null; }
 }
 
-__drypipe_state() {
-  if [[ -n ${__drypipe_watched:-} ]] && __drypipe_alive "$__drypipe_watched"; then
-    __drypipe_log "$1"
+__drypipe_state() {  # (a state name has no newline: logged as is; __drypipe_alive's test first, inline)
+  if [[ -n ${__drypipe_watched:-} ]] && { [[ -d /proc/$__drypipe_watched ]] || __drypipe_alive "$__drypipe_watched"; }; then
+    if [[ -n ${__drypipe_logging:-} ]]; then
+      printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "$1"
+    else
+      __drypipe_log "$1"
+    fi
   else
     __drypipe_state_file "$1"
   fi
@@ -250,7 +254,8 @@ __drypipe_run() {
   exec 2>>"$__task_dir/drypipe.log" >&2 </dev/null
   __drypipe_logging=1
   [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"
-  __drypipe_log "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=$SLURM_JOB_ID}"
+  printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" \
+    "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=${SLURM_JOB_ID//[^0-9_]}}"
   [[ ${DRYPIPE_CGROUPS:-} == 1 || -n ${SLURM_JOB_ID:-} ]] && __drypipe_cg_join
   # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
   # task's way
@@ -258,10 +263,14 @@ __drypipe_run() {
   cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
   [[ -z ${SLURM_TMPDIR:-} && ! -d $__scratch_dir ]] && drypipe_mkdir "$__scratch_dir"
   if (( __drypipe_start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
-  __drypipe_check_inputs || __drypipe_fail "$__drypipe_start" "$__drypipe_msg"
+  [[ -z ${__drypipe_input_checks:-} ]] || __drypipe_check_inputs || __drypipe_fail "$__drypipe_start" "$__drypipe_msg"
   trap __drypipe_on_signal TERM INT HUP
   for (( __drypipe_step = __drypipe_start; __drypipe_step < __drypipe_n_steps; __drypipe_step++ )); do
-    __drypipe_state "step-started.$__drypipe_step"
+    if [[ -n ${__drypipe_watched:-} && -d /proc/$__drypipe_watched ]]; then  # (__drypipe_state, inline)
+      printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "step-started.$__drypipe_step"
+    else
+      __drypipe_state "step-started.$__drypipe_step"
+    fi
     if (( __drypipe_step == ${__drypipe_inline_step:--1} )); then
       __drypipe_inline "$__drypipe_step"  # returns only if the step succeeded
     else
@@ -291,8 +300,14 @@ __drypipe_complete() {  # the steps ran: check the outputs, say completed, exit
   # an empty scratch dir goes; a watched task's orchestrator removes it when it ingests the end
   [[ -z ${SLURM_TMPDIR:-} && -z ${__drypipe_watched:-} ]] && drypipe_rmdir "$__task_output_dir/scratch"
   trap - TERM INT HUP
-  __drypipe_reaper_reports || __drypipe_usage 0
-  __drypipe_state completed
+  if [[ -n ${__drypipe_logging:-} && -n ${__drypipe_watched:-} && -d /proc/$__drypipe_watched ]]; then
+    # its orchestrator is there (__drypipe_reaper_reports and __drypipe_state, inline)
+    [[ -n ${__drypipe_gate:-} && -z $__drypipe_cg ]] || __drypipe_usage 0
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" completed
+  else
+    __drypipe_reaper_reports || __drypipe_usage 0
+    __drypipe_state completed
+  fi
   exit 0
 }
 
@@ -309,7 +324,10 @@ __drypipe_inline() {  # step
   "__drypipe_user_step_$1" >> "$__out_log" 2>&1
   { set +x; } 2>/dev/null  # (a step's xtrace: not of this)
   trap - EXIT
-  __drypipe_inline_reset 0 returned
+  set +eux +o pipefail  # (what __drypipe_inline_reset 0 returned does, inline: a call costs)
+  [[ -n $__drypipe_output_vars ]] && __drypipe_capture 0
+  IFS=$' \t\n'
+  [[ $PWD == "$__task_output_dir" ]] || cd -- "$__task_output_dir" 2>/dev/null
   [[ -f $__task_dir/output-vars ]] && __drypipe_load_vars
 }
 
@@ -341,12 +359,16 @@ unset __drypipe_conf
 if [[ ${1:-run} == run ]]; then __drypipe_run "${2:-0}"; else __drypipe_command "$@"; fi
 }
 
-# A launcher its orchestrator watches (forked by the spawner, which loaded this file) that runs
-# its task does what __drypipe_main does, without the task's two long strings: the `task`
-# script calls this before them (bash has not read them yet), and its environment comes from
-# task-env.sh, which that orchestrator wrote (the same text).
+# A launcher its orchestrator watches (forked by the spawner, which loaded this file and set
+# __drypipe_tdir, the task dir) that runs its task does what __drypipe_main does, without the
+# task's two long strings nor the lines that find its dir: the `task` script calls this before
+# them (bash has not read them yet), and its environment comes from task-env.sh, which that
+# orchestrator wrote (the same text).
 __drypipe_watched_run() {  # [run [STEP]]
+  __task_dir=$__drypipe_tdir; unset __drypipe_tdir  # (for this script only)
   [[ ${1:-run} == run && -f $__task_dir/task-env.sh ]] || return 0
+  __pipeline_instance_dir=${__task_dir%/.drypipe/*}
+  export __pipeline_instance_dir
   . "$__task_dir/task-env.sh"
   __drypipe_run "${2:-0}"
 }

@@ -174,7 +174,10 @@ class Materializer:
         if slurm:
             from ..executors.slurm_text import render_task_sbatch_script
             _write(os.path.join(tdir, "sbatch-launcher.sh"), render_task_sbatch_script(f".drypipe/{key}"), 0o755)
-        statefile.write(tdir, state, current)
+        if self.fresh:  # (nothing to look for in a dir just made)
+            statefile.create(tdir, state)
+        else:
+            statefile.write(tdir, state, current)
         return script
 
     # -- scratch dirs ----------------------------------------------------------------------------

@@ -53,6 +53,11 @@ def write(task_dir: str, new_state: str, current: str | None = None) -> None:
         os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
+def create(task_dir: str, state: str) -> None:
+    """The state file of a task dir that has none (just made)."""
+    os.close(os.open(os.path.join(task_dir, PREFIX + state), os.O_CREAT | os.O_WRONLY, 0o644))
+
+
 def names(task_dir: str) -> list[str]:
     """The states named by all state files of a task dir (normally exactly one)."""
     with os.scandir(task_dir) as it:
