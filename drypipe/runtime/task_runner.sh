@@ -233,8 +233,9 @@ __drypipe_pid() {
 # orphaned process group with a stopped member). If the reaper is gone, it does not stop.
 __drypipe_wait_admission() {  # start-step
   local __drypipe_l __drypipe_f
+  [[ -r /proc/$BASHPID/stat ]] || return 0  # (then read with no 2>/dev/null: a redirection costs)
   while :; do
-    { read -r __drypipe_l < "/proc/$BASHPID/stat"; } 2>/dev/null || return 0
+    read -r __drypipe_l < "/proc/$BASHPID/stat" || return 0
     __drypipe_stat_fields "$__drypipe_l"
     [[ ${__drypipe_f[1]} == "$__drypipe_admit" ]] || break  # the batch subshell: not yet
   done
