@@ -123,6 +123,7 @@ class TaskGraph:
         self.nodes[node.key] = node
 
     def link_deferred(self) -> None:
+        """Link the nodes whose links were deferred (none: nothing to do)."""
         deferred, self.deferred = self.deferred, []
         for n in deferred:
             self.link(n)

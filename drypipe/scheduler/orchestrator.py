@@ -118,8 +118,7 @@ class Orchestrator:
         flush, with every other change of the round). With mirror, the task dir's state file
         (where the task has one) is made to say the new state once it is committed, or at once
         for `waiting` (the state before, `ready` or an ending, is what a load repairs)."""
-        if self.graph.deferred:
-            self.graph.link_deferred()  # (n.pending, and what the event does to its downstream)
+        self.graph.link_deferred()  # (if any were deferred: n.pending, and what the event does downstream)
         waiting = event in ("reset", "restart-at-step", "restart", "retry") and n.pending > 0
         before = n.state_name
         machine.fire(n, event, now() if at is None else at, self._record, step=step, message=message,

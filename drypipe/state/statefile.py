@@ -50,7 +50,7 @@ def write(task_dir: str, new_state: str, current: str | None = None) -> None:
         else:
             os.unlink(path)
     if not found:
-        os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+        create(task_dir, new_state)
 
 
 def create(task_dir: str, state: str) -> None:
