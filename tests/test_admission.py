@@ -1,5 +1,5 @@
 """Launchers handed to the reaper ahead of a free slot (executors/reaper.py, Admission): a
-local run keeps up to five times -j tasks launched, never runs more than -j at once, and a launcher
+local run keeps up to two batches and 2 x -j tasks beyond -j launched, never runs more than -j at once, and a launcher
 still waiting for its slot can be killed, or outlive its orchestrator and its reaper."""
 import os
 import signal
@@ -34,13 +34,16 @@ def test_never_more_than_j_running_and_the_next_one_is_already_launched(instance
     assert most == 2
     con = sqlite3.connect(instance_dir / ".drypipe" / "drypipe.db")
     launched = dict(con.execute("SELECT key, launched_at FROM task"))
-    # 10 were launched at once: 8 of them waited at the reaper for a slot (logging `queued`)
-    first = [i for i in range(14) if launched[f"t-{i}"] == min(launched.values())]
-    waited = [i for i in first if spans[i]["start"] - launched[f"t-{i}"] > 0.2]
-    assert len(first) == 10 and len(waited) == 8 and all("queued" in spans[i] for i in waited), (spans, launched)
-    # the other 4 went in one batch, once 4 slots had freed (not one launch per ending)
-    later = sorted({launched[f"t-{i}"] for i in range(14) if i not in first})
-    assert len(later) == 1, launched
+    # a first launch of 2 x -j, so that tasks start at once; then, with no wait for an ending,
+    # the 10 others in one batch (one fork of the spawner), all but 2 x -j beyond -j that it
+    # would have launched (two batches of 16 and 2 x -j may wait for a slot)
+    times = sorted(set(launched.values()))
+    first = [i for i in range(14) if launched[f"t-{i}"] == times[0]]
+    assert len(times) == 2 and len(first) == 4, launched
+    assert times[1] < min(s["completed"] for s in spans), (times, spans)
+    # the 12 launched while both slots were taken waited at the reaper (logging `queued`)
+    waited = [i for i in range(14) if spans[i]["start"] - launched[f"t-{i}"] > 0.2]
+    assert len(waited) == 12 and all("queued" in spans[i] for i in waited), (spans, launched)
 
 
 def _start(inst, *args, env=None):
@@ -107,3 +110,42 @@ def test_waiting_launchers_survive_their_orchestrator_and_reaper_and_run_once(in
     assert db_states(instance_dir) == {k: "completed" for k in keys}, res
     assert sorted((instance_dir / "ran.txt").read_text().split()) == keys  # each ran once
     assert_state_files_match_db(instance_dir)
+
+
+def test_the_spawner_runs_with_a_malloc_tunable_that_tasks_do_not_see(instance_dir):
+    """The launchers are forks of a bash started with glibc's malloc thread cache enlarged
+    (executors/spawner.py, TUNABLES: fewer heap pages copied per fork); the variable is gone
+    from what a task's commands inherit, and a user's own GLIBC_TUNABLES is left as it is."""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    drypipe("run", "-q", "-pid", instance_dir, "--generator", "tests.pipelines.admission:environ", cwd=REPO,
+            env=env, check=True)
+    out = instance_dir / "output" / "e"
+    assert "GLIBC_TUNABLES=glibc.malloc.tcache_count=1000" in (out / "start.txt").read_text().splitlines()
+    assert "TUNABLES" not in (out / "env.txt").read_text()
+    mine = tmp = instance_dir.parent / "mine"
+    drypipe("run", "-q", "-pid", tmp, "--generator", "tests.pipelines.admission:environ", cwd=REPO,
+            env={"GLIBC_TUNABLES": "glibc.malloc.check=0"}, check=True)
+    lines = (mine / "output" / "e" / "env.txt").read_text().splitlines()
+    assert [x for x in lines if "TUNABLES" in x] == ["GLIBC_TUNABLES=glibc.malloc.check=0"]
+
+
+def test_a_warm_spawner_is_the_one_that_launches_and_an_unused_one_goes(tmp_path):
+    """LocalExecutor.warm() starts the spawner and its reaper ahead (a run's generation
+    overlaps their start); the first launch uses that one, and shutdown ends one never used."""
+    from drypipe.executors.local import LocalExecutor
+    from drypipe.scheduler.materialize import Materializer
+    runtime = Materializer(str(tmp_path), str(tmp_path), None, None).install_runtime()
+    script = tmp_path / "task"
+    script.write_text("exit 0\n")
+    ex = LocalExecutor(runtime, max_parallel=2)
+    ex.warm()
+    warm = ex._warm.proc
+    pids = ex.launch_many([("k", str(script), 0)])
+    assert ex._spawner.proc is warm and ex._warm is None
+    assert wait_until(lambda: ex.wait(0.5), what="the launch to end")[0].key == "k" and pids
+    ex.shutdown(kill=False)
+    unused = LocalExecutor(runtime, max_parallel=2)
+    unused.warm()
+    proc = unused._warm.proc
+    unused.shutdown(kill=False)
+    assert proc.poll() is not None  # (waited for: no process left behind)

@@ -99,6 +99,7 @@ class LocalExecutor(Executor):
         self._poll_since = time.monotonic()
         self.watcher = "pidfd" if pidfd_usable() else "poll"
         self._spawner: Spawner | None = None
+        self._warm: Spawner | None = None  # started ahead (warm), not yet used
         self._ended_early: list[Ended] = []
         self.launched_here: set[str] = set()  # running keys this executor's spawner forked
         self.detached = False  # launch tasks this process will not watch (they write their states)
@@ -108,8 +109,8 @@ class LocalExecutor(Executor):
         if self._spawner is None and self.pool is None:
             self._new_spawner()  # (whether its reaper admits launchers decides the number)
         own = self.max_parallel + self.queued_max - self.running
-        if self.queued_max and self.running >= self.max_parallel and own < min(want or 1, 2 * self.max_parallel):
-            own = 0  # every slot taken: launch once 2 x -j can go, in one batch (one fork of the spawner)
+        if self.queued_max and self.running >= self.max_parallel and own < min(want or 1, self.batch):
+            own = 0  # every slot taken: launch once a batch can go (one fork of the spawner for all)
         if self.pool is None:
             return own
         return self.pool.reserve(self, self.running, own if want is None else min(own, want))
@@ -125,12 +126,19 @@ class LocalExecutor(Executor):
 
     @property
     def queued_max(self) -> int:
-        """Launched tasks that may wait for a slot at the reaper, beside the running ones: 4 x -j
-        when the reaper admits them (executors/reaper.py; not under a service's pool, whose slots
-        are shared), else none. Deep enough that launches can go in batches of 2 x -j (capacity):
-        a batch costs the spawner one fork of its own, besides its launchers'."""
+        """Launched tasks that may wait for a slot at the reaper, beside the running ones: two
+        batches and 2 x -j, when the reaper admits them (executors/reaper.py; not under a
+        service's pool, whose slots are shared), else none. Deep enough that the next batch is
+        forked before the reaper has admitted the last one (its slots would stand empty)."""
         sp = self._spawner
-        return 4 * self.max_parallel if sp is not None and sp.admit == self.max_parallel else 0
+        return 2 * self.batch + 2 * self.max_parallel if sp is not None and sp.admit == self.max_parallel else 0
+
+    @property
+    def batch(self) -> int:
+        """Launches wait until this many can go at once, once every slot is taken: a batch costs
+        the spawner one fork of its own besides its launchers' (2 x -j, at least 16: batches of
+        4 took a tenth of a 1000-task run's CPU in the spawner's forks of its own)."""
+        return max(2 * self.max_parallel, 16)
 
     @property
     def running_now(self) -> int:
@@ -170,11 +178,24 @@ class LocalExecutor(Executor):
                 self._ended_early.append(Ended(key, None))
         return [str(p) for p in pids]
 
+    def warm(self) -> None:
+        """Start the spawner now, while the caller has other work (a run's generation): its
+        start no longer holds the first launch. Unused, it goes at shutdown."""
+        if self._spawner is None and self._warm is None and self.pool is None:
+            self._warm = Spawner(self.runtime, watcher=None if self.detached else os.getpid(),
+                                 admit=self._admit(), wait=False)
+
     def _new_spawner(self) -> None:
         if self._spawner is not None:
             self._spawner.close()
-        self._spawner = Spawner(self.runtime, watcher=None if self.detached else os.getpid(),
-                                admit=self._admit())
+        watcher = None if self.detached else os.getpid()
+        warm, self._warm = self._warm, None
+        if warm is not None and (warm.watcher, warm.limit) == (watcher, self._admit()):
+            self._spawner = warm.ready()
+        else:
+            if warm is not None:
+                warm.close()
+            self._spawner = Spawner(self.runtime, watcher=watcher, admit=self._admit())
         fd = self._spawner.reports
         if fd is not None:
             self._reports[fd] = b""
@@ -384,9 +405,10 @@ class LocalExecutor(Executor):
     def shutdown(self, kill: bool) -> None:
         if kill:
             self.kill_all()
-        if self._spawner is not None:
-            self._spawner.close()
-            self._spawner = None
+        for sp in (self._spawner, self._warm):
+            if sp is not None:
+                sp.close()
+        self._spawner = self._warm = None
 
 
 def _terminate(pid: int) -> None:

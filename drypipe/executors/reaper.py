@@ -21,7 +21,8 @@ left (the spawner gone, the last launcher reaped). If the orchestrator dies, it 
 its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
 
 With LIMIT (the executor's -j), it also decides when each launcher runs (Admission below): the
-executor may then hand the spawner up to five times LIMIT tasks, and a task launched while every
+executor may then hand the spawner two batches and 2 x LIMIT tasks beyond LIMIT (executors/
+local.py, queued_max), and a task launched while every
 slot was taken starts the moment another ends, not after the orchestrator has heard of the end,
 recorded it and launched the next (about a millisecond per task, in which the slot stood empty).
 

@@ -76,6 +76,7 @@ class Orchestrator:
         self.store = Store(self.db_path, dry_run=dry_run)
         self._mirrors: dict[str, tuple[Node, str]] = {}  # state files to write after the next commit
         self._committed_at = 0.0  # (time.monotonic() of the last commit)
+        self.ramp = False  # the last round launched only the first few it could (launch_round)
         self.store.on_commit = self._mirror_committed
         self.graph = TaskGraph(self.instance_dir)
         self.meta = self.store.load_meta()
@@ -186,6 +187,8 @@ class Orchestrator:
 
     def run(self, until: str | None = None) -> RunResult:
         held: list[str] = []
+        if not self.dry_run:
+            self.local.warm()  # (its start overlaps the generation)
         if self.regenerate and self.pipeline is not None:
             self.generate()  # before any output: a broken generator gets a one-line error
         self.reporter.started(self)
@@ -301,6 +304,8 @@ class Orchestrator:
         """Block until a local task ends or the next Slurm poll is due; ingest what ended."""
         self.remove_spent()
         timeout = MIRROR_EVERY if self.local.launched_here else POLL_RUNNING_EVERY
+        if self.ramp and self.ready:
+            timeout = 0.0  # (the rest of the first launch)
         if self.store.has_pending:  # a deferred commit is due by then
             timeout = min(timeout, max(0.0, self._committed_at + COMMIT_EVERY - time.monotonic()))
         if self.slurm.running:
@@ -337,6 +342,10 @@ class Orchestrator:
                 (local if n.executer_type != "slurm" and not n.conf.is_remote else slurm_batch).append(n)
             ready = self.ready = local
         capacity = self.local.capacity(len(ready)) if ready else 0
+        # the first launch is small, so that tasks start at once; the rest follows without a wait
+        self.ramp = ramp = self.local.pool is None and not self.local.running and capacity > 2 * self.local.max_parallel
+        if ramp:
+            capacity = 2 * self.local.max_parallel
         while capacity > 0 and ready:
             n = ready.popleft()
             if n.state != S.READY:

@@ -9,3 +9,10 @@ def sleepers(dsl):
     for i in range(n):
         yield dsl.task(key=f"t-{i}").outputs(out=dsl.file("out.txt")).calls(
             f'echo "$__task_key" >> "$__pipeline_instance_dir/ran.txt"\nsleep {sleep}\necho done > "$out"\n')()
+
+
+def environ(dsl):
+    """One task that writes its environment (env) and the one its launcher was started with."""
+    yield dsl.task(key="e").outputs(env=dsl.file("env.txt"), start=dsl.file("start.txt")).calls(
+        'env > "$env"\n'  # (read by builtins: an exec'd tr would read its own)
+        'while IFS= read -r -d "" v; do echo "$v"; done < "/proc/$BASHPID/environ" > "$start"\n')()

@@ -75,9 +75,9 @@ echo "MY_SETTING=$MY_SETTING" >> $f
 
 
 def scratch_recycled(dsl):
-    """12 tasks that record their scratch dir's inode; one leaves a file there, one makes it
-    read-only."""
-    for i in range(12):
+    """48 tasks (more than a run launches before the first ends) that record their scratch
+    dir's inode; one leaves a file there, one makes it read-only."""
+    for i in range(48):
         keep = 'echo kept > "$__scratch_dir/k"\n' if i == 3 else ""
         ro = 'chmod 555 "$__scratch_dir"\n' if i == 5 else ""
         yield dsl.task(key=f"s-{i}").outputs(ino=dsl.file("ino")).calls(
