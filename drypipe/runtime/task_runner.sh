@@ -241,11 +241,22 @@ __drypipe_wait_admission() {  # start-step
   done
   [[ ${__drypipe_f[1]} == "$PPID" ]] || return 0
   __drypipe_log "queued pid=$BASHPID"  # (for `task kill`: it is this launcher's)
-  __drypipe_step=$1
-  trap __drypipe_on_signal TERM INT  # killed while it waits: it says so (else it would be relaunched)
+  __drypipe_step=$1  # killed while it waits: it says so (its TERM trap), else it would be relaunched
   trap '' HUP
   kill -STOP "$BASHPID"
-  trap - HUP
+  trap __drypipe_on_signal HUP
+}
+
+__drypipe_prepare() {  # start-step: the cgroup, the dirs, the variables, the inputs, the traps
+  [[ ${DRYPIPE_CGROUPS:-} == 1 || -n ${SLURM_JOB_ID:-} ]] && __drypipe_cg_join
+  # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
+  # task's way
+  [[ -d $__task_output_dir ]] || drypipe_mkdir "$__task_output_dir"
+  cd -- "$__task_output_dir" || __drypipe_fail "$1" "cannot enter $__task_output_dir"
+  [[ -z ${SLURM_TMPDIR:-} && ! -d $__scratch_dir ]] && drypipe_mkdir "$__scratch_dir"
+  if (( $1 > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
+  [[ -z ${__drypipe_input_checks:-} ]] || __drypipe_check_inputs || __drypipe_fail "$1" "$__drypipe_msg"
+  trap __drypipe_on_signal TERM INT HUP
 }
 
 # Functions called around user steps use only __drypipe-prefixed names: bash scoping is
@@ -254,18 +265,17 @@ __drypipe_run() {
   local __drypipe_start=${1:-0}
   exec 2>>"$__task_dir/drypipe.log" >&2 </dev/null
   __drypipe_logging=1
-  [[ -n ${__drypipe_admit:-} ]] && __drypipe_wait_admission "$__drypipe_start"
-  printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" \
-    "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=${SLURM_JOB_ID//[^0-9_]}}"
-  [[ ${DRYPIPE_CGROUPS:-} == 1 || -n ${SLURM_JOB_ID:-} ]] && __drypipe_cg_join
-  # a local task's orchestrator made both dirs before launching it: no mkdir (a fork) on the
-  # task's way
-  [[ -d $__task_output_dir ]] || drypipe_mkdir "$__task_output_dir"
-  cd -- "$__task_output_dir" || __drypipe_fail "$__drypipe_start" "cannot enter $__task_output_dir"
-  [[ -z ${SLURM_TMPDIR:-} && ! -d $__scratch_dir ]] && drypipe_mkdir "$__scratch_dir"
-  if (( __drypipe_start > 0 )); then __drypipe_load_vars; elif [[ -e $__task_dir/output-vars ]]; then : > "$__task_dir/output-vars"; fi
-  [[ -z ${__drypipe_input_checks:-} ]] || __drypipe_check_inputs || __drypipe_fail "$__drypipe_start" "$__drypipe_msg"
-  trap __drypipe_on_signal TERM INT HUP
+  if [[ -n ${__drypipe_admit:-} ]]; then
+    # launched while every -j slot was taken: what needs no slot is done before it waits for one
+    __drypipe_prepare "$__drypipe_start"
+    : >> "$__out_log"  # (made now, its step only opens it)
+    __drypipe_wait_admission "$__drypipe_start"
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "start step=$__drypipe_start pid=$BASHPID"
+  else
+    printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" \
+      "start step=$__drypipe_start pid=$BASHPID${SLURM_JOB_ID:+ slurm_job=${SLURM_JOB_ID//[^0-9_]}}"
+    __drypipe_prepare "$__drypipe_start"
+  fi
   for (( __drypipe_step = __drypipe_start; __drypipe_step < __drypipe_n_steps; __drypipe_step++ )); do
     if [[ -n ${__drypipe_watched:-} && -d /proc/$__drypipe_watched ]]; then  # (__drypipe_state, inline)
       printf '%(%Y-%m-%dT%H:%M:%S)T %s %s\n' -1 "$EPOCHREALTIME" "step-started.$__drypipe_step"

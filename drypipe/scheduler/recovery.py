@@ -9,7 +9,7 @@ import os
 
 from ..conf import TaskConf
 from ..errors import DryPipeError
-from ..executors.local import is_launcher_alive, running_launchers
+from ..executors.launchers import is_launcher_alive, running_launchers
 from ..executors.remote import HostUnreachable
 from ..executors.slurm import ended_state, parse_pending_job_id
 from ..runtime.render import parse_output_vars
