@@ -89,7 +89,8 @@ def main() -> None:
                 pass
             if exited.si_code == os.CLD_CONTINUED:
                 gate.continued(exited.si_pid)
-            elif exited.si_status == signal.SIGSTOP and _leads_its_group(exited.si_pid):
+            elif exited.si_status == signal.SIGSTOP and (
+                    exited.si_pid in gate.told_of or _leads_its_group(exited.si_pid)):  # (not a step's orphan)
                 gate.stopped(exited.si_pid)
             continue
         if exited is not None and limit:
@@ -128,6 +129,7 @@ class Admission:
         self.queue: collections.deque[int] = collections.deque()  # launched, waiting, in order
         self.stopped_ones: set[int] = set()  # those of the queue that have stopped
         self.ahead: set[int] = set()  # admitted before they stopped: continued when they do
+        self.told_of: set[int] = set()  # the launchers the spawner told of that wait for a slot, alive
 
     def told(self, data: bytes) -> bytes:
         """Lines `pid queued` from the spawner, in launch order: a launcher that does not wait
@@ -139,6 +141,7 @@ class Admission:
                 self.admitted.add(int(pid))
             elif queued == b"1":
                 self.queue.append(int(pid))
+                self.told_of.add(int(pid))
         if lines:
             self._admit()
         return rest
@@ -162,6 +165,7 @@ class Admission:
             self.admitted.add(pid)
 
     def exited(self, pid: int) -> None:
+        self.told_of.discard(pid)
         if pid in self.admitted:
             self.admitted.discard(pid)
             self.ahead.discard(pid)
@@ -209,10 +213,15 @@ IO_FIELDS = (b"rchar", b"wchar", b"read_bytes", b"write_bytes")
 
 
 def read_io(pid: int) -> bytes:
-    """`rchar wchar read_bytes write_bytes` of an exited (not yet reaped) process's tree."""
+    """`rchar wchar read_bytes write_bytes` of an exited (not yet reaped) process's tree
+    (one open, read and close: no file object, on the way of every launcher)."""
     try:
-        with open(f"/proc/{pid}/io", "rb") as f:
-            counters = dict(line.split(b": ", 1) for line in f.read().splitlines() if b": " in line)
+        fd = os.open(b"/proc/%d/io" % pid, os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        counters = dict(line.split(b": ", 1) for line in data.splitlines() if b": " in line)
         return b" ".join(counters[k].strip() for k in IO_FIELDS)
     except (OSError, KeyError, ValueError):
         return b"- - - -"
