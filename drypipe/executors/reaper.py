@@ -21,10 +21,10 @@ left (the spawner gone, the last launcher reaped). If the orchestrator dies, it 
 its lines then go nowhere (EPIPE) and the next orchestrator watches the launchers by pidfd.
 
 With LIMIT (the executor's -j), it also decides when each launcher runs (Admission below): the
-executor may then hand the spawner two batches and 2 x LIMIT tasks beyond LIMIT (executors/
-local.py, queued_max), and a task launched while every
-slot was taken starts the moment another ends, not after the orchestrator has heard of the end,
-recorded it and launched the next (about a millisecond per task, in which the slot stood empty).
+executor may then hand the spawner two batches and 2 x LIMIT tasks beyond LIMIT (local.py,
+queued_max), and a task launched while every slot was taken starts the moment another ends, not
+after the orchestrator has heard of the end, recorded it and launched the next (about a
+millisecond per task, in which the slot stood empty).
 
 First line: `+` when it is the subreaper, `-` when the kernel refused (then it becomes the
 spawner itself, and the executor watches launchers by pidfd or polling as it would anyway)."""
