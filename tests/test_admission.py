@@ -1,6 +1,7 @@
 """Launchers handed to the reaper ahead of a free slot (executors/reaper.py, Admission): a
-local run keeps up to two batches and 2 x -j tasks beyond -j launched, never runs more than -j at once, and a launcher
-still waiting for its slot can be killed, or outlive its orchestrator and its reaper."""
+local run keeps up to two batches and 2 x -j tasks beyond -j launched, never runs more than -j
+at once, and a launcher still waiting for its slot can be killed, or outlive its orchestrator
+and its reaper."""
 import os
 import signal
 import sqlite3
@@ -122,8 +123,8 @@ def test_the_spawner_runs_with_a_malloc_tunable_that_tasks_do_not_see(instance_d
     out = instance_dir / "output" / "e"
     assert "GLIBC_TUNABLES=glibc.malloc.tcache_count=1000" in (out / "start.txt").read_text().splitlines()
     assert "TUNABLES" not in (out / "env.txt").read_text()
-    mine = tmp = instance_dir.parent / "mine"
-    drypipe("run", "-q", "-pid", tmp, "--generator", "tests.pipelines.admission:environ", cwd=REPO,
+    mine = instance_dir.parent / "mine"
+    drypipe("run", "-q", "-pid", mine, "--generator", "tests.pipelines.admission:environ", cwd=REPO,
             env={"GLIBC_TUNABLES": "glibc.malloc.check=0"}, check=True)
     lines = (mine / "output" / "e" / "env.txt").read_text().splitlines()
     assert [x for x in lines if "TUNABLES" in x] == ["GLIBC_TUNABLES=glibc.malloc.check=0"]
