@@ -195,6 +195,29 @@ def test_generator_error_is_one_line_naming_the_line(instance_dir):
     assert "ValueError: bad dataset row 7" in res.stderr and "engine.py:" in res.stderr
 
 
+@pytest.mark.parametrize("mode,message", [("raise", "ValueError: bad dataset row 2501"),
+                                          ("missing", "task 'orphan' consumes an output of task 'ghost'")])
+def test_a_generator_failing_after_thousands_of_new_tasks_records_none_of_them(instance_dir, mode, message):
+    """The store hands a big generation's rows to its writer process while the generator still
+    runs: a failure rolls them back (what ran goes on, and is all the database holds), and the
+    TaskConf they introduced is recorded again when a fixed generator yields them."""
+    res = run(instance_dir, "fails_after_thousands", env={"MODE": mode}, check=False)
+    assert message in res.stderr
+    db = os.path.join(instance_dir, ".drypipe", "drypipe.db")
+    assert db_states(instance_dir) == {"seed": "completed"}
+    res = drypipe("prepare", "--pipeline-instance-dir", instance_dir, "--generator", f"{GEN}:fails_after_thousands",
+                  cwd=REPO, env={"FIXED": "1"}, check=True)
+    assert "2501 tasks" in res.stdout
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        confs = con.execute("SELECT DISTINCT c.json FROM task t JOIN task_conf c ON c.id = t.conf_id "
+                            "WHERE t.key LIKE 'big-%'").fetchall()
+    finally:
+        con.close()
+    assert len(confs) == 1 and '"BIG"' in confs[0][0]
+
+
 def _start_run(inst, gen):
     return subprocess.Popen([sys.executable, "-m", "drypipe", "run", "-q", "--pipeline-instance-dir", str(inst),
                              "--generator", f"{GEN}:{gen}"], cwd=REPO, stdout=subprocess.PIPE,

@@ -60,7 +60,10 @@ class Generation:
         self.blocked_waits = blocked_waits
 
 
-def generate(pipeline: Pipeline, oracle) -> Generation:
+def generate(pipeline: Pipeline, oracle, on_new=None) -> Generation:
+    """Run the DAG generator once. on_new(task), if given, is called with each task the oracle
+    does not know, as it is yielded (what it raises stops the generator): the orchestrator
+    records a big DAG while the generator is still yielding it."""
     dsl = DAGBuilder(oracle, pipeline.default_conf)
     nodes = getattr(oracle, "nodes", None)  # (a TaskGraph: its dict, asked directly)
     known = nodes.__contains__ if isinstance(nodes, dict) else oracle.is_known
@@ -88,6 +91,8 @@ def generate(pipeline: Pipeline, oracle) -> Generation:
             generated[key] = item
             if not known(key):
                 new_keys.append(key)
+                if on_new is not None:
+                    on_new(item)
 
     try:
         items = pipeline.dag_gen(dsl)

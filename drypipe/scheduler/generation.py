@@ -27,33 +27,23 @@ def generate_once(orch) -> list[Node]:
 
 def _generate(orch) -> list[Node]:
     orch.regenerate = False
-    gen = generate(orch.pipeline, orch.graph)
     graph, store = orch.graph, orch.store
     new: list[Node] = []
     new_tasks = []
+    fresh_ready: list[Node] = []
     t = now()
     code_dir = orch.materializer.code_dir
     conf_cache: dict[int, tuple[int, str]] = {}  # id(TaskConf) -> (conf id, executer type)
     scripts_checked: set[str] = set()
     nodes = graph.nodes
-    done = []  # completed tasks yielded again: are they out of date?
-    same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
-    last_same = (None, None)  # the last (TaskConf, conf id) found equal
-    next_id = orch.next_id
-    for key, task in gen.tasks.items():
-        known = nodes.get(key)
-        if known is not None:
-            state = known.state
-            if state == S.COMPLETED:
-                done.append((known, task))
-            elif state not in S.ACTIVE:
-                # yielded again as recorded (100k tasks prepared again): one string comparison
-                if task.spec_json() == known.spec_json and last_same[0] is task.conf \
-                        and last_same[1] == known.conf_id:
-                    continue
-                if update_definition(orch, known, task, same_conf):
-                    last_same = (task.conf, known.conf_id)
-            continue
+    next_id = [orch.next_id]
+    nonlocal_confs: list = []  # the TaskConfs of new tasks that run on Slurm or a remote host
+    add_task = store.add_task
+
+    def add_new(task) -> None:
+        """A task the graph does not know, as the generator yields it: its row goes to the store
+        at once (a big DAG is written while the generator runs); the graph takes it at the end."""
+        key = task.key
         for path in task.scripts:
             if path not in scripts_checked:
                 if not os.path.isfile(os.path.join(code_dir, path)):
@@ -66,34 +56,69 @@ def _generate(orch) -> list[Node]:
             check_supported(key, conf)
             cached = conf_cache[id(conf)] = (store.conf_id(conf.to_json_key()), conf.executer_type)
             if conf.executer_type == "slurm" or conf.is_remote:
-                orch.any_nonlocal = True
+                nonlocal_confs.append(conf)
         # (the node of a task created waiting keeps the JSON text of its spec alone, parsed if ever
         # needed: in a big DAG, most wait long and the text is a fraction of the dicts' memory)
-        n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], task.spec_json())
-        next_id += 1
+        text = task.spec_json()
+        n = Node(next_id[0], key, S.WAITING, None, cached[1], conf, cached[0], text)
+        next_id[0] += 1
         n.created_at = t
+        # ready when every upstream is known and completed (one yielded in this generation is new,
+        # so not completed; one not yielded at all is an error, found below)
+        for up in task.upstream:
+            u = nodes.get(up)
+            if u is None or u.state != S.COMPLETED:
+                break
+        else:
+            n.state = S.READY  # created ready: not a transition
+            n.spec = task.spec()  # (it runs soon: its dicts, cheaper from the builder's record than parsed)
+            n.spec_json = text  # (which the setter cleared)
+            fresh_ready.append(n)
         new.append(n)
         new_tasks.append(task)
-        nodes[key] = n
-    for n, task in zip(new, new_tasks):
-        for up in task.upstream:  # the keys of its inputs' tasks (the DSL has them)
-            if up not in nodes:
-                for m in new:
-                    del nodes[m.key]
-                raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
-                                      "which the generator did not yield")
-    orch.next_id = next_id
-    ready = orch.ready
-    link, add_task = graph.link, store.add_task
+        add_task(n, text)
+
+    store.begin_generation()
+    try:
+        gen = generate(orch.pipeline, graph, add_new)
+        yielded = gen.tasks
+        for n, task in zip(new, new_tasks):
+            for up in task.upstream:  # the keys of its inputs' tasks (the DSL has them)
+                if up not in nodes and up not in yielded:
+                    raise InvalidPipeline(f"task {n.key!r} consumes an output of task {up!r}, "
+                                          "which the generator did not yield")
+    except BaseException:
+        store.drop_generation()
+        raise
+    store.end_generation()
+    orch.next_id = next_id[0]
+    if nonlocal_confs:
+        orch.any_nonlocal = True
+    done = []  # completed tasks yielded again: are they out of date?
+    if len(new) != len(yielded):  # (the new ones are not in the graph yet)
+        same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
+        last_same = (None, None)  # the last (TaskConf, conf id) found equal
+        for key, task in yielded.items():
+            known = nodes.get(key)
+            if known is None:
+                continue
+            state = known.state
+            if state == S.COMPLETED:
+                done.append((known, task))
+            elif state not in S.ACTIVE:
+                # yielded again as recorded (100k tasks prepared again): one string comparison
+                if task.spec_json() == known.spec_json and last_same[0] is task.conf \
+                        and last_same[1] == known.conf_id:
+                    continue
+                if update_definition(orch, known, task, same_conf):
+                    last_same = (task.conf, known.conf_id)
+    for n in new:
+        nodes[n.key] = n
+    link = graph.link
     for n, task in zip(new, new_tasks):
         if task.upstream:
             link(n, task.upstream)
-        if n.pending == 0:
-            n.state = S.READY  # created ready (no uncompleted upstream): not a transition
-            n.spec = task.spec()  # (it runs soon: its dicts, cheaper from the builder's record than parsed)
-            n.spec_json = task.spec_json()  # (which the setter cleared)
-            ready.append(n)
-        add_task(n, n.spec_json)
+    orch.ready.extend(fresh_ready)
     changes.check(orch, done)
     orch.blocked_waits = gen.blocked_waits
     index_glob_waits(orch)

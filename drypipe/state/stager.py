@@ -9,7 +9,10 @@ every row, and a busy generator holds it for 5 ms at a time.
 
 Frames on stdin: 8 bytes (big-endian length) then a marshal'ed tuple:
     ("rows", sql, [row, ...])   executemany(sql, rows)
-    ("commit",)                 commit; answer one line on stdout, `ok` or `error <Type> <message>`
+    ("commit",)                 commit; answer one line on stdout, `ok` or `error <Type> <message>`;
+                                after `ok`, checkpoint the WAL and exit (the orchestrator goes on
+                                meanwhile: the 35 MB a 100k-task generation wrote are copied into
+                                the database file off its path)
 End of input before a commit: roll back. After an error, every frame but the commit is ignored
 (the commit's answer names the error). Nothing here imports DryPipe: the script runs with -I -S."""
 import marshal
@@ -32,6 +35,7 @@ def serve(path: str, pragmas, inp, out) -> None:
     con = sqlite3.connect(path)
     for pragma in pragmas:
         con.execute(f"PRAGMA {pragma}")
+    con.execute("PRAGMA wal_autocheckpoint=0")  # (checkpointed after the answer, not before)
     error = None
     while True:
         frame = read_frame(inp)
@@ -57,6 +61,12 @@ def serve(path: str, pragmas, inp, out) -> None:
                 msg = str(error).replace("\n", " ")
                 out.write(f"error {type(error).__name__} {msg}\n".encode("utf-8", "backslashreplace"))
             out.flush()
+            if error is None:
+                try:
+                    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # (the next commit of any connection checkpoints)
+            con.close()
             return
 
 

@@ -52,6 +52,9 @@ class Store:
         self._attempts_gone: list[tuple[int, int]] = []
         self._fingerprints: list[tuple[int, int, str]] = []
         self._stager: Stager | None | bool = None  # the writer process of a big generation (False: none to be had)
+        self._finishing: list = []  # writer processes that committed, checkpointing before they exit
+        self._gen: tuple[bool, int, int] | None = None  # begin_generation(): (may stage, first conf id,
+        # new tasks buffered before)
 
     # -- reading --------------------------------------------------------------------------
     def _rows(self, query: str, params=()) -> list[tuple]:
@@ -117,8 +120,39 @@ class Store:
     def add_task(self, node, spec_json: str) -> None:
         self._new_tasks.append((node.id, node.key, node.state, node.step, node.executer_type,
                                 node.conf_id, spec_json, node.created_at))
-        if len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None:
+        if len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None \
+                and (self._gen is None or self._gen[0]):
             self._stage_new_tasks()
+
+    # -- a generation: its new tasks are recorded as it yields them, or not at all ------------
+    def begin_generation(self) -> None:
+        """The tasks added from now on are those of a generator still running: the writer
+        process may insert them while it runs, and drop_generation() forgets them all. (When
+        rows of an earlier generation wait for the next flush, nothing is staged until
+        end_generation(): dropping the staged transaction would drop them too.)"""
+        self._gen = (not (self._staged or self._new_tasks or self._pending_conf), self._next_conf_id,
+                     len(self._new_tasks))
+
+    def end_generation(self) -> None:
+        """The generation stands: its tasks are committed at the next flush."""
+        may_stage, self._gen = self._gen is not None and self._gen[0], None
+        if not may_stage and len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None:
+            self._stage_new_tasks()
+
+    def drop_generation(self) -> None:
+        """The generator failed: forget the tasks and confs added since begin_generation()
+        (what was staged is rolled back: it held nothing else)."""
+        if self._gen is None:
+            return
+        may_stage, first_conf, before = self._gen
+        self._gen = None
+        if may_stage and self._staged:
+            self._rollback()
+        del self._new_tasks[before:]
+        for js, cid in list(self._conf_ids.items()):
+            if cid >= first_conf:
+                del self._conf_ids[js]
+        self._pending_conf = [c for c in self._pending_conf if c[0] < first_conf]
 
     def _stage_new_tasks(self) -> None:
         """Write the new tasks buffered so far into the open transaction, which the next flush
@@ -194,7 +228,9 @@ class Store:
                 raise InstanceError(f"{self.path}: the instance database is not writable") from e
             raise
         if self._stager:
-            self._stager = None  # (committed; the process exited)
+            self._finishing = [p for p in self._finishing if p.poll() is None]
+            self._finishing.append(self._stager.proc)  # (committed; it checkpoints, then exits)
+            self._stager = None
         self._discard()
         if self.on_commit is not None:
             self.on_commit()
@@ -261,6 +297,9 @@ class Store:
         if self._stager:  # (not committed: it rolls back)
             self._stager.abort()
             self._stager = None
+        for proc in self._finishing:
+            proc.wait()
+        self._finishing = []
         for con in {id(c): c for c in (self._raw, self._read) if c is not None}.values():
             con.close()
         self._raw = self._read = None
@@ -328,9 +367,9 @@ class Stager:
             pass
         answer = self.proc.stdout.readline().decode("utf-8", "replace").rstrip("\n")
         self.proc.stdout.close()
-        self.proc.wait()
         if answer == "ok":
-            return
+            return  # (it checkpoints the WAL before it exits: Store.close waits for that)
+        self.proc.wait()
         if not answer.startswith("error "):
             raise InstanceError("the writer process of this generation exited before it committed (state/stager.py)")
         _, kind, message = (answer.split(" ", 2) + [""])[:3]

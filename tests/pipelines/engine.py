@@ -137,3 +137,22 @@ while [[ $pid != "$ORCH_PID" && $pid -gt 1 ]]; do
   pid=$(awk '{print $4}' /proc/$pid/stat)
 done
 """)()
+
+
+def fails_after_thousands(dsl):
+    """`seed`; once it completed, BIG_N tasks with a TaskConf of their own (more than the store
+    sends its writer process at once), then, unless FIXED is set, an error: MODE=raise raises,
+    MODE=missing yields a task consuming the output of one never yielded."""
+    seed = dsl.task(key="seed").outputs(out=dsl.file("out.txt")).calls("echo 1 > $out")()
+    yield seed
+    for _ in dsl.wait_for_tasks(seed):
+        conf = TaskConf(extra_env={"BIG": "1"})
+        for i in range(int(os.environ.get("BIG_N", "2500"))):
+            yield dsl.task(key=f"big-{i}", task_conf=conf).inputs(s=seed.outputs.out).calls("true")()
+        if os.environ.get("FIXED"):
+            return
+        if os.environ.get("MODE") == "missing":
+            ghost = dsl.task(key="ghost").outputs(out=dsl.file("g.txt")).calls("true")()
+            yield dsl.task(key="orphan").inputs(g=ghost.outputs.out).calls("true")()
+        else:
+            raise ValueError("bad dataset row 2501")
