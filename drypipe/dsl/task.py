@@ -115,10 +115,10 @@ class Outputs:
     __slots__ = ("_task",)
 
     def __init__(self, task):
-        object.__setattr__(self, "_task", task)
+        self._task = task  # (a plain slot store: no __setattr__ here)
 
     def __getattribute__(self, name):
-        task = object.__getattribute__(self, "_task")
+        task = _outputs_task(self)  # (the slot's descriptor: object.__getattribute__ costs twice as much)
         decl = task.output_decls.get(name)
         if decl is not None:
             return OutputRef(task, name, decl)
@@ -126,6 +126,9 @@ class Outputs:
             return object.__getattribute__(self, name)
         raise InvalidPipeline(f"task {task.key!r} declares no output {name!r} "
                               f"(outputs: {', '.join(task.output_decls) or 'none'})")
+
+
+_outputs_task = Outputs.__dict__["_task"].__get__
 
 
 class Task:
