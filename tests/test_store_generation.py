@@ -7,6 +7,15 @@ from drypipe.state.store import Store
 from test_schema import new_instance, node
 
 
+def _new_store(tmp_path, monkeypatch):
+    """A new instance's DB path and a store on it that stages every 3 new tasks."""
+    monkeypatch.setattr(store, "STAGE_EVERY", 3)
+    inst, engine = new_instance(tmp_path)
+    engine.dispose()
+    path = db.db_path(str(inst))
+    return path, Store(path)
+
+
 def _rows(path, query):
     con = sqlite3.connect(path)
     try:
@@ -16,11 +25,7 @@ def _rows(path, query):
 
 
 def test_a_dropped_generation_takes_its_staged_rows_and_confs_and_the_next_one_records_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "STAGE_EVERY", 3)
-    inst, engine = new_instance(tmp_path)
-    engine.dispose()
-    path = db.db_path(str(inst))
-    s = Store(path)
+    path, s = _new_store(tmp_path, monkeypatch)
     old = s.conf_id('{"old":1}')
     s.add_task(node(1, "kept", old), "{}")
     s.flush()  # an earlier generation, committed
@@ -51,11 +56,7 @@ def test_a_dropped_generation_takes_its_staged_rows_and_confs_and_the_next_one_r
 def test_rows_waiting_for_the_flush_survive_a_later_generation_dropped(tmp_path, monkeypatch):
     """A generation that begins with another's rows not yet committed stages nothing until it
     ends: dropping it keeps the rows it found."""
-    monkeypatch.setattr(store, "STAGE_EVERY", 3)
-    inst, engine = new_instance(tmp_path)
-    engine.dispose()
-    path = db.db_path(str(inst))
-    s = Store(path)
+    path, s = _new_store(tmp_path, monkeypatch)
     c = s.conf_id('{"a":1}')
     s.begin_generation()
     for i in range(4):
