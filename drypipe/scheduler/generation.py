@@ -1,6 +1,10 @@
 """Running the DAG generator: registering the tasks it yields for the first time, taking the
 new definition of a task not run yet, checking completed ones for changes (scheduler/changes.py),
-and indexing the waits it is blocked on."""
+and indexing the waits it is blocked on.
+
+A new task is recorded as the generator yields it (its row goes to the store, whose writer
+process inserts a big DAG while the generator still runs); the graph takes the new tasks only
+once the whole generation stands, and a failed one leaves no trace (Store.drop_generation)."""
 from __future__ import annotations
 
 import contextlib
@@ -94,24 +98,8 @@ def _generate(orch) -> list[Node]:
     orch.next_id = next_id[0]
     if nonlocal_confs:
         orch.any_nonlocal = True
-    done = []  # completed tasks yielded again: are they out of date?
-    if len(new) != len(yielded):  # (the new ones are not in the graph yet)
-        same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
-        last_same = (None, None)  # the last (TaskConf, conf id) found equal
-        for key, task in yielded.items():
-            known = nodes.get(key)
-            if known is None:
-                continue
-            state = known.state
-            if state == S.COMPLETED:
-                done.append((known, task))
-            elif state not in S.ACTIVE:
-                # yielded again as recorded (100k tasks prepared again): one string comparison
-                if task.spec_json() == known.spec_json and last_same[0] is task.conf \
-                        and last_same[1] == known.conf_id:
-                    continue
-                if update_definition(orch, known, task, same_conf):
-                    last_same = (task.conf, known.conf_id)
+    # (the new ones are not in the graph yet: all yielded were new, or the others are known)
+    done = [] if len(new) == len(yielded) else yielded_again(orch, yielded)
     for n in new:
         nodes[n.key] = n
     link = graph.link
@@ -125,6 +113,30 @@ def _generate(orch) -> list[Node]:
     log.info("generator yielded %d tasks, %d new; %d waits blocked", len(gen.tasks), len(new),
              len(orch.blocked_waits))
     return new
+
+
+def yielded_again(orch, yielded: dict) -> list:
+    """The tasks the graph knows among those yielded: take the new definition of those not run
+    (update_definition); return the completed ones, with their task: are they out of date?"""
+    nodes = orch.graph.nodes
+    done = []
+    same_conf: dict[tuple[int, int], bool] = {}  # (id(TaskConf), conf_id) -> equal? (frozen)
+    last_same = (None, None)  # the last (TaskConf, conf id) found equal
+    for key, task in yielded.items():
+        known = nodes.get(key)
+        if known is None:
+            continue
+        state = known.state
+        if state == S.COMPLETED:
+            done.append((known, task))
+        elif state not in S.ACTIVE:
+            # yielded again as recorded (100k tasks prepared again): one string comparison
+            if task.spec_json() == known.spec_json and last_same[0] is task.conf \
+                    and last_same[1] == known.conf_id:
+                continue
+            if update_definition(orch, known, task, same_conf):
+                last_same = (task.conf, known.conf_id)
+    return done
 
 
 def update_definition(orch, n: Node, task, same_conf: dict | None = None) -> bool:
