@@ -40,13 +40,14 @@ def _generate(orch) -> list[Node]:
     conf_cache: dict[int, tuple[int, str]] = {}  # id(TaskConf) -> (conf id, executer type)
     scripts_checked: set[str] = set()
     nodes = graph.nodes
-    next_id = [orch.next_id]
+    next_id = orch.next_id
     nonlocal_confs: list = []  # the TaskConfs of new tasks that run on Slurm or a remote host
     add_task = store.add_task
 
     def add_new(task) -> None:
         """A task the graph does not know, as the generator yields it: its row goes to the store
         at once (a big DAG is written while the generator runs); the graph takes it at the end."""
+        nonlocal next_id
         key = task.key
         for path in task.scripts:
             if path not in scripts_checked:
@@ -64,8 +65,8 @@ def _generate(orch) -> list[Node]:
         # (the node of a task created waiting keeps the JSON text of its spec alone, parsed if ever
         # needed: in a big DAG, most wait long and the text is a fraction of the dicts' memory)
         text = task.spec_json()
-        n = Node(next_id[0], key, S.WAITING, None, cached[1], conf, cached[0], text)
-        next_id[0] += 1
+        n = Node(next_id, key, S.WAITING, None, cached[1], conf, cached[0], text)
+        next_id += 1
         n.created_at = t
         # ready when every upstream is known and completed (one yielded in this generation is new,
         # so not completed; one not yielded at all is an error, found below)
@@ -95,7 +96,7 @@ def _generate(orch) -> list[Node]:
         store.drop_generation()
         raise
     store.end_generation()
-    orch.next_id = next_id[0]
+    orch.next_id = next_id
     if nonlocal_confs:
         orch.any_nonlocal = True
     # (the new ones are not in the graph yet: all yielded were new, or the others are known)
