@@ -120,8 +120,12 @@ class Store:
     def add_task(self, node, spec_json: str) -> None:
         self._new_tasks.append((node.id, node.key, node.state, node.step, node.executer_type,
                                 node.conf_id, spec_json, node.created_at))
-        if len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None \
-                and (self._gen is None or self._gen[0]):
+        if len(self._new_tasks) >= STAGE_EVERY and (self._gen is None or self._gen[0]):
+            self._stage_if_due()
+
+    def _stage_if_due(self) -> None:
+        """Stage the buffered new tasks when there are STAGE_EVERY of them and a DB to write."""
+        if len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None:
             self._stage_new_tasks()
 
     # -- a generation: its new tasks are recorded as it yields them, or not at all ------------
@@ -135,9 +139,10 @@ class Store:
 
     def end_generation(self) -> None:
         """The generation stands: its tasks are committed at the next flush."""
-        may_stage, self._gen = self._gen is not None and self._gen[0], None
-        if not may_stage and len(self._new_tasks) >= STAGE_EVERY and not self.dry_run and self.path is not None:
-            self._stage_new_tasks()
+        held = self._gen is not None and not self._gen[0]  # (staging was held back: do it now)
+        self._gen = None
+        if held:
+            self._stage_if_due()
 
     def drop_generation(self) -> None:
         """The generator failed: forget the tasks and confs added since begin_generation()
